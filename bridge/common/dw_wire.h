@@ -49,7 +49,8 @@ struct dw_batch {
     const char *source_database; /* database name */
     const char *source_xid;      /* full transaction id (xid8), decimal */
     const char *origin;          /* NULL unless set */
-    int64_t deadline_ms;         /* what is left of the source's commit timeout */
+    int64_t deadline_ms;         /* what is left of the source's commit timeout;
+                                  * -1 when absent (a negative value is not sent) */
     size_t nchanges;
     struct dw_change *changes;
 };
@@ -63,7 +64,8 @@ typedef enum dw_verdict_status {
 } dw_verdict_status;
 
 struct dw_verdict {
-    const char *id;
+    const char *id;              /* NULL when absent: an error body for a batch
+                                  * that could not be decoded has no id */
     dw_verdict_status status;
     const char *stage;           /* "pre-validation", "operation", ... or NULL */
     const char *map;             /* the map at fault, or NULL */
@@ -81,22 +83,36 @@ const char *dw_verdict_status_name(dw_verdict_status s);
 
 /* ---- encoding (no JSON library) ---- */
 
-/* Append s as a JSON string literal (quotes included), escaping as needed. */
+/*
+ * Append s as a JSON string literal (quotes included), escaping as needed.
+ * s must be valid UTF-8 (the hook converts from the server encoding first):
+ * invalid UTF-8 is not sent but marks b failed, as running out of memory does.
+ */
 void dw_wire_put_string(struct dw_buf *b, const char *s, size_t len);
 
-/* Incremental batch writer; errors surface as dw_buf_failed(b). */
+/*
+ * Incremental batch writer; errors surface as dw_buf_failed(b).  It appends
+ * to b (reset b first to reuse it).  A NULL required string, an unknown op or
+ * a missing image the op needs also mark b failed.
+ */
 void dw_wire_batch_begin(struct dw_buf *b, const char *id, const char *system,
                          const char *database, const char *xid, const char *origin,
                          int64_t deadline_ms);
 /*
- * old_row / new_row may be NULL when the op has no such image.  Names and
- * values are NUL-terminated; a NULL value is SQL null.
+ * old_row / new_row may be NULL when the op has no such image (an image the
+ * op does not use is ignored).  Names and values are NUL-terminated; a NULL
+ * value is SQL null.
  */
 void dw_wire_batch_change(struct dw_buf *b, const char *table, dw_change_op op,
                           const struct dw_row *old_row, const struct dw_row *new_row);
 void dw_wire_batch_end(struct dw_buf *b);
 
-/* Whole batch in one call (tests, tools). */
+/*
+ * Whole batch or verdict in one call (tests, tools, the service), appended to
+ * out.  Strings are checked first, so an error names the field
+ * ("cannot encode /changes/0/new/total: value is not valid UTF-8 ...");
+ * absent optional fields (NULL, negative numbers) are left out.
+ */
 dw_errcode dw_wire_encode_batch(const struct dw_batch *batch, struct dw_buf *out,
                                 struct dw_error *err) DW_MUST_CHECK;
 dw_errcode dw_wire_encode_verdict(const struct dw_verdict *v, struct dw_buf *out,
@@ -105,8 +121,11 @@ dw_errcode dw_wire_encode_verdict(const struct dw_verdict *v, struct dw_buf *out
 /* ---- decoding (strict) ---- */
 
 /*
- * Decode a batch from data[0..len).  On success *out points into arena, which
- * owns every string; on failure err says what and where ("/changes/3/op: ...").
+ * Decode a batch from data[0..len) (no NUL terminator needed).  On success
+ * *out points into arena, which owns every string; on failure *out is NULL, err
+ * says what and where ("/changes/3/op: ..."), the code is DW_ERR_PROTOCOL
+ * (malformed) or DW_ERR_LIMIT (too large or too deep), and the arena may hold
+ * partial results until it is reset.  Optional fields may also be sent as null.
  */
 dw_errcode dw_wire_decode_batch(const char *data, size_t len, struct dw_arena *arena,
                                 struct dw_batch **out, struct dw_error *err) DW_MUST_CHECK;
