@@ -68,7 +68,7 @@ struct dw_map {
 /* A loaded, validated set of maps. */
 struct dw_mapset {
     size_t nmaps;
-    struct dw_map *maps;     /* in dependency order (parents first), ties by name */
+    struct dw_map *maps;     /* parents first; among ready maps the smallest name first */
     struct dw_mapset_index *index;   /* owns all memory; lookups by table and name (private) */
 };
 
@@ -92,6 +92,8 @@ const struct dw_map *dw_mapset_find(const struct dw_mapset *set, const char *nam
  * Every source column the maps read from this table (key, fields, filter),
  * without duplicates, in first-use order: what the capture trigger must send.
  * Returns the count; names are borrowed from the mapset; *cols is malloc'd.
+ * An unqualified table name means "public.table".  A table no map covers (or
+ * no memory) gives 0 and *cols NULL.
  */
 size_t dw_mapset_source_columns(const struct dw_mapset *set, const char *source_table,
                                 const char ***cols);
