@@ -6,6 +6,14 @@
  * is one line "FILE: /json/path: message", unknown keys list the valid ones,
  * secrets come through ${ENV} or *_file settings and are never logged.
  * Relative paths are relative to the configuration file.
+ *
+ * Details of the rules (bridge/service/dualwrite.example.json shows them all):
+ * "${NAME}" reads an environment variable ("$${" is a literal "${"); a
+ * setting X of a connector, listen.token and source.conninfo may instead be
+ * read from the file named by X_file (one trailing newline removed).  TCP
+ * listening needs a token of at least 16 characters and a loopback address
+ * unless listen.allow_remote is true.  Without "listen" the Unix socket
+ * /run/dualwrite/bridge.sock is used.  Keys starting with "//" are comments.
  */
 #ifndef DW_CONFIG_H
 #define DW_CONFIG_H
@@ -46,6 +54,7 @@ struct dw_config {
     long resolver_interval_ms;   /* default 1000 */
     long resolver_grace_ms;      /* outcome wait before asking the source; default 5000 */
     long max_body_bytes;         /* request size limit; default 64 MiB */
+    long max_json_depth;         /* nesting limit of request bodies; default 64 */
     char *log_level;             /* "info" by default */
 };
 
