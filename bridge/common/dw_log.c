@@ -4,13 +4,15 @@
  */
 #include "bridge/common/dw_log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 static dw_log_sink current_sink;
 static void *current_arg;
-static dw_log_level current_level = DW_LOG_INFO;
+/* Atomic: the service changes the level on reload while other threads log. */
+static _Atomic int current_level = DW_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
@@ -22,12 +24,12 @@ void dw_log_set_sink(dw_log_sink sink, void *arg)
 
 void dw_log_set_level(dw_log_level level)
 {
-    current_level = level;
+    atomic_store_explicit(&current_level, (int) level, memory_order_relaxed);
 }
 
 dw_log_level dw_log_get_level(void)
 {
-    return current_level;
+    return (dw_log_level) atomic_load_explicit(&current_level, memory_order_relaxed);
 }
 
 const char *dw_log_level_name(dw_log_level level)
@@ -53,7 +55,7 @@ void dw_log(dw_log_level level, const char *fmt, ...)
     char line[2048];
     va_list ap;
 
-    if (level < current_level)
+    if ((int) level < atomic_load_explicit(&current_level, memory_order_relaxed))
         return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);

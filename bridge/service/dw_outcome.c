@@ -1,0 +1,358 @@
+/*
+ * The in-doubt table and the settling of prepared target transactions.
+ *
+ * The table is small (at most one entry per prepared transaction, which the
+ * target bounds with max_prepared_transactions), so it is an array searched
+ * linearly under one mutex.  The mutex is never held across I/O: settling
+ * marks the entry "settling", drops the lock, talks to the target, and takes
+ * the lock again to remove the entry or to clear the mark.  The mark also
+ * keeps an outcome message and the resolver from sending COMMIT PREPARED for
+ * the same gid at once (the second would fail with "is busy").
+ */
+#include "bridge/service/dw_outcome.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge/common/dw_log.h"
+#include "bridge/service/dw_metrics.h"
+#include "bridge/service/dw_state.h"
+
+#define SETTLE_TIMEOUT_MS 30000
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dw_indoubt_info *entries;
+static size_t nentries, capentries;
+
+void dw_outcome_init(void)
+{
+}
+
+void dw_outcome_cleanup(void)
+{
+    pthread_mutex_lock(&lock);
+    free(entries);
+    entries = NULL;
+    nentries = capentries = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+const char *dw_decision_name(dw_decision d)
+{
+    switch (d) {
+    case DW_DECISION_COMMIT: return "commit";
+    case DW_DECISION_ROLLBACK: return "rollback";
+    case DW_DECISION_NONE: break;
+    }
+    return "none";
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char) s[i]))
+            return false;
+    }
+    return true;
+}
+
+bool dw_outcome_parse_id(const char *id, char *system, size_t system_size, char *xid, size_t xid_size)
+{
+    const char *c1 = strchr(id, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    size_t xlen;
+
+    if (!c1 || !c2 || strchr(c2 + 1, ':'))
+        return false;
+    xlen = strlen(c2 + 1);
+    if (!all_digits(id, (size_t) (c1 - id)) || !all_digits(c1 + 1, (size_t) (c2 - c1 - 1)) ||
+        !all_digits(c2 + 1, xlen) || xlen > 20)
+        return false;
+    if (system)
+        snprintf(system, system_size, "%.*s", (int) (c1 - id), id);
+    if (xid)
+        snprintf(xid, xid_size, "%s", c2 + 1);
+    return true;
+}
+
+/* Under lock. */
+static struct dw_indoubt_info *find(const char *id)
+{
+    for (size_t i = 0; i < nentries; i++) {
+        if (strcmp(entries[i].id, id) == 0)
+            return &entries[i];
+    }
+    return NULL;
+}
+
+/* Under lock. */
+static void remove_at(size_t i)
+{
+    entries[i] = entries[nentries - 1];
+    nentries--;
+}
+
+/* Under lock: a new zeroed entry, or NULL when out of memory. */
+static struct dw_indoubt_info *add(const char *id, const char *connector)
+{
+    struct dw_indoubt_info *e;
+
+    if (nentries == capentries) {
+        size_t cap = capentries ? capentries * 2 : 32;
+        struct dw_indoubt_info *p = realloc(entries, cap * sizeof(*p));
+
+        if (!p)
+            return NULL;
+        entries = p;
+        capentries = cap;
+    }
+    e = &entries[nentries++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    snprintf(e->connector, sizeof(e->connector), "%s", connector);
+    e->since_ms = dw_now_ms();
+    return e;
+}
+
+dw_errcode dw_outcome_register(const char *id, const char *connector, const char *xid, struct dw_error *err)
+{
+    struct dw_indoubt_info *e;
+
+    if (strlen(id) >= sizeof(e->id))
+        return dw_error_set(err, DW_ERR_PROTOCOL, "batch id is too long (%zu bytes)", strlen(id));
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (e) {
+        /* The same transaction twice: never touch the target for the second copy. */
+        dw_error_set(err, DW_ERR_TARGET, "batch %s is already in doubt on connector \"%s\" (%s); its "
+                                         "outcome is awaited", id, e->connector,
+                     e->state == DW_INDOUBT_PREPARING ? "being prepared" : "prepared");
+        pthread_mutex_unlock(&lock);
+        return DW_ERR_TARGET;
+    }
+    e = add(id, connector);
+    if (!e) {
+        pthread_mutex_unlock(&lock);
+        return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
+    }
+    e->state = DW_INDOUBT_PREPARING;
+    snprintf(e->xid, sizeof(e->xid), "%s", xid ? xid : "");
+    pthread_mutex_unlock(&lock);
+    return DW_OK;
+}
+
+dw_decision dw_outcome_prepared(const char *id)
+{
+    struct dw_indoubt_info *e;
+    dw_decision d = DW_DECISION_NONE;
+
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (e) {
+        e->state = DW_INDOUBT_PREPARED;
+        e->since_ms = dw_now_ms();
+        d = e->decision;
+    }
+    pthread_mutex_unlock(&lock);
+    return d;
+}
+
+void dw_outcome_forget(const char *id)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nentries; i++) {
+        if (strcmp(entries[i].id, id) == 0) {
+            remove_at(i);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+dw_decide_result dw_outcome_decide(const char *id, dw_decision d, dw_decision *previous)
+{
+    struct dw_indoubt_info *e;
+    dw_decide_result r = DW_DECIDE_OK;
+
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (!e) {
+        r = DW_DECIDE_UNKNOWN;
+    } else if (e->decision != DW_DECISION_NONE && e->decision != d) {
+        r = DW_DECIDE_CONFLICT;
+        if (previous)
+            *previous = e->decision;
+    } else {
+        e->decision = d;
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+void dw_outcome_observe(const char *id, const char *connector, struct dw_indoubt_info *info)
+{
+    struct dw_indoubt_info *e;
+
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (!e) {
+        e = add(id, connector);
+        if (e) {
+            e->state = DW_INDOUBT_PREPARED;
+            e->discovered = true;
+            if (!dw_outcome_parse_id(id, NULL, 0, e->xid, sizeof(e->xid)))
+                e->xid[0] = '\0';
+        }
+    }
+    if (e) {
+        *info = *e;
+    } else {
+        /* out of memory: describe it without keeping it; the next pass tries again */
+        memset(info, 0, sizeof(*info));
+        snprintf(info->id, sizeof(info->id), "%s", id);
+        snprintf(info->connector, sizeof(info->connector), "%s", connector);
+        info->state = DW_INDOUBT_PREPARED;
+        info->discovered = true;
+        if (!dw_outcome_parse_id(id, NULL, 0, info->xid, sizeof(info->xid)))
+            info->xid[0] = '\0';
+        info->since_ms = dw_now_ms();
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+void dw_outcome_mark_reported(const char *id)
+{
+    struct dw_indoubt_info *e;
+
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (e)
+        e->reported = true;
+    pthread_mutex_unlock(&lock);
+}
+
+void dw_outcome_sweep(const char *connector, const char *const *ids, size_t nids, int64_t listed_at_ms)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nentries;) {
+        struct dw_indoubt_info *e = &entries[i];
+        bool listed = false;
+
+        if (e->state != DW_INDOUBT_PREPARED || e->settling || e->since_ms >= listed_at_ms ||
+            strcmp(e->connector, connector) != 0) {
+            i++;
+            continue;
+        }
+        for (size_t k = 0; k < nids && !listed; k++)
+            listed = strcmp(ids[k], e->id) == 0;
+        if (listed) {
+            i++;
+            continue;
+        }
+        dw_debug("batch %s: no longer prepared on connector \"%s\"; forgetting it", e->id, e->connector);
+        remove_at(i);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+size_t dw_outcome_count(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = nentries;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+size_t dw_outcome_list(struct dw_indoubt_info **out)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = nentries;
+    *out = n ? malloc(n * sizeof(**out)) : NULL;
+    if (*out)
+        memcpy(*out, entries, n * sizeof(**out));
+    else
+        n = 0;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+/* Clear the settling mark; drop the entry when settled. */
+static void settle_done(const char *id, bool settled)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nentries; i++) {
+        if (strcmp(entries[i].id, id) == 0) {
+            if (settled)
+                remove_at(i);
+            else
+                entries[i].settling = false;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+dw_errcode dw_outcome_settle(const char *id, const char *by, struct dw_error *err)
+{
+    struct dw_indoubt_info *e, copy;
+    struct dw_state *st;
+    struct dw_conn_state *c;
+    struct dw_session *s = NULL;
+    char gid[sizeof(copy.id) + sizeof(DW_GID_PREFIX)];
+    int64_t t0 = dw_now_us();
+    long timeout;
+    bool commit;
+    dw_errcode rc;
+
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (!e || e->decision == DW_DECISION_NONE || e->settling || e->state != DW_INDOUBT_PREPARED) {
+        pthread_mutex_unlock(&lock);
+        return DW_OK;
+    }
+    e->settling = true;
+    copy = *e;
+    pthread_mutex_unlock(&lock);
+
+    commit = copy.decision == DW_DECISION_COMMIT;
+    snprintf(gid, sizeof(gid), DW_GID_PREFIX "%s", copy.id);
+    st = dw_state_acquire();
+    c = dw_state_conn(st, copy.connector);
+    if (!c || !c->ops->resolve_prepared) {
+        dw_error_set(err, DW_ERR_CONFIG,
+                     "cannot %s prepared transaction \"%s\": connector \"%s\" is %s",
+                     commit ? "commit" : "roll back", gid, copy.connector,
+                     c ? "not two-phase" : "no longer configured");
+        dw_state_release(st);
+        settle_done(id, false);
+        return err ? err->code : DW_ERR_CONFIG;
+    }
+    timeout = c->entry->cfg.timeout_ms > 0 ? c->entry->cfg.timeout_ms : SETTLE_TIMEOUT_MS;
+    rc = dw_pool_acquire(c->settle, dw_now_ms() + timeout, &s, err);
+    if (rc == DW_OK) {
+        rc = c->ops->resolve_prepared(s, gid, commit, err);
+        dw_pool_release(c->settle, s);
+    }
+    dw_state_release(st);
+    dw_metrics_stage(DW_STAGE_SETTLE, dw_now_us() - t0);
+    if (rc != DW_OK) {
+        dw_error_prefix(err, "could not %s prepared transaction \"%s\" on connector \"%s\"",
+                        commit ? "commit" : "roll back", gid, copy.connector);
+        settle_done(id, false);
+        return rc;
+    }
+    settle_done(id, true);
+    dw_metrics_settled(commit, by);
+    dw_info("batch %s: %s on connector \"%s\" (decided by %s)", copy.id,
+            commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", copy.connector, by);
+    return DW_OK;
+}

@@ -1,0 +1,457 @@
+/*
+ * The batch pipeline: pre-validation, operation, verdict.
+ *
+ * Pre-validation touches no target: a batch that is malformed, comes from
+ * another source, breaks a map rule or a per-transaction sync limit is
+ * answered before a session is even taken (G6).  The operation then runs on
+ * one pooled session as one target transaction (G2).  A two-phase batch is
+ * entered in the in-doubt table before PREPARE is sent, so that an outcome
+ * arriving while the worker is still busy (the source gave up waiting) is
+ * recorded and applied as soon as PREPARE returns; if the connection breaks
+ * mid-way the batch stays in the table as "maybe prepared" and the resolver
+ * finds out.
+ *
+ * The whole request is one log line: id, maps, rows, status, elapsed time,
+ * and on failure the stage, map, change and SQLSTATE; the message itself may
+ * quote row values (keys, the target's detail), so it is logged at debug.
+ */
+#include "bridge/service/dw_pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "bridge/common/dw_log.h"
+#include "bridge/common/dw_utf8.h"
+#include "bridge/common/dw_wire.h"
+#include "bridge/service/dw_metrics.h"
+#include "bridge/service/dw_outcome.h"
+#include "bridge/service/dw_state.h"
+#include "maps/dw_map.h"
+
+/* PostgreSQL's GIDSIZE is 200 with the NUL; leave room for the "dw:" prefix. */
+#define MAX_ID_LEN 190
+/* Waiting for a session when the batch has no deadline. */
+#define DEFAULT_WAIT_MS 30000
+
+/* Everything one batch accumulates for its verdict, log line and metrics. */
+struct run {
+    int64_t t0_us;
+    struct dw_arena *arena;
+    struct dw_state *st;
+    const struct dw_batch *batch;
+    const struct dw_oplist *ops;
+    const char *connector;
+    struct dw_verdict v;
+    int http;
+    struct dw_error err;
+    bool invalid;             /* not decodable: counted apart */
+};
+
+/* s itself when it is valid UTF-8, else an arena copy with bad bytes as '?'. */
+static const char *clean_utf8(struct dw_arena *arena, const char *s)
+{
+    size_t len, bad, i = 0;
+    char *copy;
+
+    if (!s)
+        return NULL;
+    len = strlen(s);
+    if (dw_utf8_validate(s, len, &bad) == DW_UTF8_OK)
+        return s;
+    copy = dw_arena_strndup(arena, s, len);
+    if (!copy)
+        return "(message not valid UTF-8)";
+    while (i < len) {
+        uint32_t cp;
+        size_t n;
+
+        if (dw_utf8_decode(copy + i, len - i, &cp, &n) == DW_UTF8_OK) {
+            i += n;
+        } else {
+            copy[i] = '?';
+            i++;
+        }
+    }
+    return copy;
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+static void fail(struct run *r, int http, dw_verdict_status status, const char *stage)
+{
+    r->http = http;
+    r->v.status = status;
+    r->v.stage = stage;
+    r->v.message = clean_utf8(r->arena, r->err.message[0] ? r->err.message : "unknown error");
+    r->v.detail = clean_utf8(r->arena, nonempty(r->err.detail));
+    r->v.hint = clean_utf8(r->arena, nonempty(r->err.hint));
+}
+
+/* The distinct maps of a batch's operations and their operation counts. */
+struct map_count {
+    const char *map;
+    size_t rows;
+};
+
+/*
+ * Fill r->maps: a batch touches few maps, so a linear search per operation
+ * is cheap; ops of one map share the mapset's name pointer, so compare that
+ * first.  Falls back to nothing (the log says "-") when out of memory.
+ */
+static size_t count_maps(struct run *r, struct map_count **out)
+{
+    struct map_count *mc;
+    size_t n = 0;
+
+    *out = NULL;
+    if (!r->ops || r->ops->nops == 0)
+        return 0;
+    mc = dw_arena_alloc(r->arena, sizeof(*mc) * (r->st ? r->st->maps->nmaps + 1 : r->ops->nops));
+    if (!mc)
+        return 0;
+    for (size_t i = 0; i < r->ops->nops; i++) {
+        const char *m = r->ops->ops[i].map;
+        size_t k;
+
+        for (k = 0; k < n; k++) {
+            if (mc[k].map == m || strcmp(mc[k].map, m) == 0)
+                break;
+        }
+        if (k == n) {
+            if (r->st && n == r->st->maps->nmaps + 1)
+                continue;   /* cannot happen: every op comes from a loaded map */
+            mc[n].map = m;
+            mc[n].rows = 0;
+            n++;
+        }
+        mc[k].rows++;
+    }
+    *out = mc;
+    return n;
+}
+
+static void count(const struct run *r, const struct map_count *mc, size_t n)
+{
+    const char *status = r->invalid ? "invalid" : dw_verdict_status_name(r->v.status);
+
+    dw_metrics_count_verdict((int) r->v.status, r->invalid, r->ops ? r->ops->nops : 0);
+    if (n == 0) {
+        dw_metrics_batch(r->v.map ? r->v.map : "", r->connector ? r->connector : "", status, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dw_metrics_batch(mc[i].map, r->connector ? r->connector : "", status, mc[i].rows);
+}
+
+/* "a,b" for the log line. */
+static void map_list(const struct run *r, const struct map_count *mc, size_t n, char *buf, size_t size)
+{
+    size_t pos = 0;
+
+    buf[0] = '\0';
+    if (n == 0) {
+        snprintf(buf, size, "%s", r->v.map ? r->v.map : "-");
+        return;
+    }
+    for (size_t i = 0; i < n && pos + 1 < size; i++)
+        pos += (size_t) snprintf(buf + pos, size - pos, "%s%s", i ? "," : "", mc[i].map);
+}
+
+static int finish(struct run *r, struct dw_buf *out)
+{
+    struct dw_error eerr;
+    char maps[256], extra[512];
+    int64_t elapsed_us = dw_now_us() - r->t0_us;
+    size_t rows = r->ops ? r->ops->nops : 0;
+    size_t start = out->len;
+    struct map_count *mc;
+    size_t nmaps;
+
+    r->v.elapsed_ms = elapsed_us / 1000;
+    dw_error_clear(&eerr);
+    if (dw_wire_encode_verdict(&r->v, out, &eerr) != DW_OK) {
+        /* only strings we did not clean could fail; answer without them */
+        struct dw_verdict plain;
+
+        if (start == 0) {
+            dw_buf_reset(out);   /* also forgets the failure */
+        } else {
+            out->len = start;
+            out->data[start] = '\0';
+        }
+        dw_verdict_init(&plain, NULL, r->v.status);
+        plain.message = "the verdict could not be encoded";
+        plain.elapsed_ms = r->v.elapsed_ms;
+        dw_error_clear(&eerr);
+        if (dw_wire_encode_verdict(&plain, out, &eerr) != DW_OK)
+            dw_buf_puts(out, "{\"status\":\"unavailable\",\"message\":\"out of memory\"}");
+    }
+    dw_metrics_stage(DW_STAGE_TOTAL, elapsed_us);
+    nmaps = count_maps(r, &mc);
+    count(r, mc, nmaps);
+    map_list(r, mc, nmaps, maps, sizeof(maps));
+    extra[0] = '\0';
+    if (r->v.message) {
+        snprintf(extra, sizeof(extra), " stage=%s%s%s change=%ld sqlstate=%s", r->v.stage ? r->v.stage : "-",
+                 r->v.map ? " map=" : "", r->v.map ? r->v.map : "", r->v.change,
+                 r->v.target_sqlstate ? r->v.target_sqlstate : "-");
+    }
+    dw_info("batch %s: maps=%s rows=%zu status=%s http=%d elapsed_ms=%lld%s", r->v.id ? r->v.id : "-", maps,
+            rows, dw_verdict_status_name(r->v.status), r->http, (long long) (elapsed_us / 1000), extra);
+    if (r->v.message)
+        dw_debug("batch %s: %s%s%s", r->v.id ? r->v.id : "-", r->v.message, r->v.detail ? " DETAIL: " : "",
+                 r->v.detail ? r->v.detail : "");
+    return r->http;
+}
+
+int dw_pipeline_refuse(int http_status, const char *stage, const char *message, struct dw_buf *out)
+{
+    struct dw_verdict v;
+    struct dw_error err;
+
+    dw_verdict_init(&v, NULL, http_status == 503 ? DW_VERDICT_UNAVAILABLE : DW_VERDICT_REJECTED);
+    v.stage = stage;
+    v.message = message;
+    dw_error_clear(&err);
+    if (dw_wire_encode_verdict(&v, out, &err) != DW_OK)
+        dw_buf_puts(out, "{\"status\":\"rejected\",\"message\":\"request refused\"}");
+    return http_status;
+}
+
+/* The id must be the source's "<system>:<database oid>:<xid>": the resolver reads the xid from the gid. */
+static bool check_id(struct run *r)
+{
+    const struct dw_batch *b = r->batch;
+    char system[32], xid[32];
+
+    if (strlen(b->id) > MAX_ID_LEN) {
+        dw_error_set(&r->err, DW_ERR_PROTOCOL, "/id: longer than %d bytes", MAX_ID_LEN);
+        return false;
+    }
+    if (!dw_outcome_parse_id(b->id, system, sizeof(system), xid, sizeof(xid))) {
+        dw_error_set(&r->err, DW_ERR_PROTOCOL, "/id: expected \"<system>:<database oid>:<xid>\" in decimal");
+        return false;
+    }
+    if (!b->source_system || strcmp(system, b->source_system) != 0 || strcmp(xid, b->source_xid) != 0) {
+        dw_error_set(&r->err, DW_ERR_PROTOCOL, "/id: does not match /source/system and /source/xid");
+        return false;
+    }
+    return true;
+}
+
+static bool check_limits(struct run *r, const struct dw_conn_state *c, size_t body_len)
+{
+    const struct dw_limits *l = &c->entry->limits;
+
+    if (l->records_per_transaction > 0 && r->ops->nops > (size_t) l->records_per_transaction) {
+        dw_error_set(&r->err, DW_ERR_LIMIT,
+                     "batch breaks the sync limit \"records_per_transaction\" of connector \"%s\": %zu "
+                     "target records, limit %ld", c->name, r->ops->nops, l->records_per_transaction);
+        dw_error_hint(&r->err, "Split the source transaction, or raise the connector's limit.");
+        return false;
+    }
+    if (l->bytes_per_batch > 0 && body_len > (size_t) l->bytes_per_batch) {
+        dw_error_set(&r->err, DW_ERR_LIMIT,
+                     "batch breaks the sync limit \"bytes_per_batch\" of connector \"%s\": %zu bytes, "
+                     "limit %ld", c->name, body_len, l->bytes_per_batch);
+        dw_error_hint(&r->err, "Split the source transaction, or raise the connector's limit.");
+        return false;
+    }
+    return true;
+}
+
+/* Map a failed target call onto the verdict. */
+static void target_failed(struct run *r, struct dw_session *s, const char *phase)
+{
+    if (r->err.code == DW_ERR_TARGET && !s->broken) {
+        fail(r, 409, DW_VERDICT_REJECTED, s->failed_op >= 0 ? "operation" : phase);
+        r->v.target_sqlstate = nonempty(r->err.sqlstate);
+        if (s->failed_op >= 0 && (size_t) s->failed_op < r->ops->nops) {
+            r->v.map = r->ops->ops[s->failed_op].map;
+            r->v.change = (long) r->ops->ops[s->failed_op].change;
+        }
+        return;
+    }
+    fail(r, 503, DW_VERDICT_UNAVAILABLE, phase);
+    r->v.target_sqlstate = nonempty(r->err.sqlstate);
+}
+
+/* The operation stage on a checked-out session. */
+static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s, int64_t deadline_ms)
+{
+    const struct dw_batch *b = r->batch;
+    bool two_phase = s->two_phase && c->ops->prepare;
+    char gid[MAX_ID_LEN + sizeof(DW_GID_PREFIX)];
+    const char *phase = "operation";
+    int64_t t;
+    dw_errcode rc;
+
+    if (deadline_ms > 0 && dw_now_ms() >= deadline_ms) {
+        dw_error_set(&r->err, DW_ERR_TIMEOUT, "the batch's deadline passed before the target transaction "
+                                              "could begin");
+        fail(r, 503, DW_VERDICT_UNAVAILABLE, "operation");
+        return;
+    }
+    if (two_phase && dw_outcome_register(b->id, c->name, b->source_xid, &r->err) != DW_OK) {
+        if (r->err.code == DW_ERR_TARGET)
+            fail(r, 409, DW_VERDICT_REJECTED, "pre-validation");   /* a duplicate, target untouched */
+        else
+            fail(r, 503, DW_VERDICT_UNAVAILABLE, "operation");
+        return;
+    }
+    t = dw_now_us();
+    rc = c->ops->begin(s, b->id, &r->err);
+    if (rc == DW_OK)
+        rc = c->ops->apply(s, r->ops->ops, r->ops->nops, &r->err);
+    dw_metrics_stage(DW_STAGE_OPERATION, dw_now_us() - t);
+    if (rc == DW_OK) {
+        t = dw_now_us();
+        if (two_phase) {
+            phase = "prepare";
+            snprintf(gid, sizeof(gid), DW_GID_PREFIX "%s", b->id);
+            rc = c->ops->prepare(s, gid, &r->err);
+        } else {
+            phase = "commit";
+            rc = c->ops->commit(s, &r->err);
+        }
+        dw_metrics_stage(DW_STAGE_FINISH, dw_now_us() - t);
+    }
+    if (rc != DW_OK) {
+        c->ops->rollback(s);
+        if (two_phase) {
+            /* A broken connection leaves PREPARE's fate unknown: let the resolver look. */
+            if (s->broken)
+                dw_outcome_prepared(b->id);
+            else
+                dw_outcome_forget(b->id);
+        }
+        target_failed(r, s, phase);
+        return;
+    }
+    r->http = 200;
+    if (two_phase) {
+        dw_decision early = dw_outcome_prepared(b->id);
+
+        r->v.status = DW_VERDICT_PREPARED;
+        if (early != DW_DECISION_NONE) {
+            struct dw_error serr;
+
+            /* The outcome came while we were preparing: apply it now. */
+            dw_error_clear(&serr);
+            if (dw_outcome_settle(b->id, "outcome", &serr) != DW_OK)
+                dw_warn("batch %s: %s; the resolver will retry", b->id, serr.message);
+        }
+    } else {
+        r->v.status = DW_VERDICT_COMMITTED;
+    }
+}
+
+int dw_pipeline_batch(const char *body, size_t len, struct dw_arena *arena, struct dw_buf *out)
+{
+    struct run r;
+    struct dw_batch *batch = NULL;
+    struct dw_oplist ops;
+    struct dw_conn_state *c;
+    struct dw_session *s = NULL;
+    int64_t deadline_ms = 0, t;
+    int http;
+
+    memset(&r, 0, sizeof(r));
+    memset(&ops, 0, sizeof(ops));
+    r.t0_us = dw_now_us();
+    r.arena = arena;
+    dw_error_clear(&r.err);
+    dw_verdict_init(&r.v, NULL, DW_VERDICT_REJECTED);
+    r.http = 500;
+
+    /* ---- pre-validation ---- */
+    if (dw_wire_decode_batch(body, len, arena, &batch, &r.err) != DW_OK) {
+        r.invalid = true;
+        if (r.err.code == DW_ERR_LIMIT && len > DW_WIRE_MAX_BATCH_BYTES)
+            fail(&r, 413, DW_VERDICT_REJECTED, "decode");
+        else if (r.err.code == DW_ERR_NOMEM)
+            fail(&r, 503, DW_VERDICT_UNAVAILABLE, "decode");
+        else
+            fail(&r, 400, DW_VERDICT_REJECTED, "decode");
+        return finish(&r, out);
+    }
+    r.batch = batch;
+    r.v.id = clean_utf8(arena, batch->id);
+    if (batch->deadline_ms >= 0)
+        deadline_ms = r.t0_us / 1000 + batch->deadline_ms;
+    if (!check_id(&r)) {
+        r.invalid = true;
+        r.v.id = NULL;   /* not an id we would answer to */
+        fail(&r, 400, DW_VERDICT_REJECTED, "decode");
+        return finish(&r, out);
+    }
+
+    r.st = dw_state_acquire();
+    if (!r.st) {
+        dw_error_set(&r.err, DW_ERR_INTERNAL, "the bridge is starting");
+        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "pre-validation");
+        return finish(&r, out);
+    }
+    if (r.st->config->source_system && strcmp(batch->source_system, r.st->config->source_system) != 0) {
+        dw_error_set(&r.err, DW_ERR_MAP,
+                     "batch comes from source system %s, but this bridge serves source system %s",
+                     batch->source_system, r.st->config->source_system);
+        fail(&r, 422, DW_VERDICT_REJECTED, "pre-validation");
+        goto out;
+    }
+    t = dw_now_us();
+    if (dw_map_apply(r.st->maps, batch, arena, &ops, &r.err) != DW_OK) {
+        r.v.map = ops.fail_map;
+        r.v.change = ops.fail_change;
+        if (r.err.code == DW_ERR_MAP || r.err.code == DW_ERR_LIMIT)
+            fail(&r, 422, DW_VERDICT_REJECTED, "pre-validation");
+        else
+            fail(&r, 503, DW_VERDICT_UNAVAILABLE, "pre-validation");
+        goto out;
+    }
+    r.ops = &ops;
+    r.connector = ops.connector;
+    if (ops.nops == 0) {
+        /* every change filtered out or unchanged in mapped columns: nothing to send */
+        dw_metrics_stage(DW_STAGE_PREVALIDATION, dw_now_us() - t);
+        r.http = 200;
+        r.v.status = DW_VERDICT_COMMITTED;
+        goto out;
+    }
+    c = dw_state_conn(r.st, ops.connector);
+    if (!c) {
+        dw_error_set(&r.err, DW_ERR_INTERNAL, "connector \"%s\" is not configured", ops.connector);
+        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "pre-validation");
+        goto out;
+    }
+    if (!check_limits(&r, c, len)) {
+        fail(&r, 422, DW_VERDICT_REJECTED, "pre-validation");
+        goto out;
+    }
+    dw_metrics_stage(DW_STAGE_PREVALIDATION, dw_now_us() - t);
+
+    /* ---- operation ---- */
+    if (deadline_ms > 0 && dw_now_ms() >= deadline_ms) {
+        dw_error_set(&r.err, DW_ERR_TIMEOUT, "the batch's deadline passed before a target session was taken");
+        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "operation");
+        goto out;
+    }
+    t = dw_now_us();
+    if (dw_pool_acquire(c->workers, deadline_ms > 0 ? deadline_ms : dw_now_ms() + DEFAULT_WAIT_MS, &s,
+                        &r.err) != DW_OK) {
+        dw_metrics_stage(DW_STAGE_SESSION_WAIT, dw_now_us() - t);
+        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "operation");
+        goto out;
+    }
+    dw_metrics_stage(DW_STAGE_SESSION_WAIT, dw_now_us() - t);
+    operate(&r, c, s, deadline_ms);
+    dw_pool_release(c->workers, s);
+
+out:
+    http = finish(&r, out);
+    dw_state_release(r.st);
+    return http;
+}
