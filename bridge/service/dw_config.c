@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,10 +100,10 @@ bad:
 
 static void parse_listen(struct dw_config_loader *ld, const cJSON *root)
 {
-    static const char *const keys[] = {"unix", "tcp", "token", "token_file", "allow_remote", NULL};
+    static const char *const keys[] = {"unix", "group", "tcp", "token", "token_file", "allow_remote", NULL};
     const cJSON *obj = dw_config_get_object(ld, root, "listen");
     struct dw_config *cfg = ld->cfg;
-    struct dw_config_str s_unix, s_tcp, s_token;
+    struct dw_config_str s_unix, s_tcp, s_token, s_group;
     bool allow_remote = false;
     size_t old;
 
@@ -120,6 +121,18 @@ static void parse_listen(struct dw_config_loader *ld, const cJSON *root)
         else if (!(cfg->listen_unix = dw_config_absolute(ld, s_unix.value)))
             dw_config_err(ld, "out of memory");
     }
+    if (dw_config_get_string(ld, obj, "group", false, &s_group) && s_group.value) {
+        /* The source's server user must be able to connect: 0660 plus this group. */
+        struct group *gr = getgrnam(s_group.value);
+
+        if (!gr)
+            dw_config_err_at(ld, "group", "unknown group %s", dw_config_quote(ld, s_group.raw));
+        else if (!(cfg->listen_group = strdup(s_group.value)))
+            dw_config_err(ld, "out of memory");
+        else
+            cfg->listen_gid = (long) gr->gr_gid;
+    }
+    free(s_group.value);
     if (dw_config_get_string(ld, obj, "tcp", false, &s_tcp) && s_tcp.value) {
         size_t o = dw_config_push(ld, "tcp");
 
@@ -504,6 +517,7 @@ static void parse_log_level(struct dw_config_loader *ld, const cJSON *root)
 
 static void set_defaults(struct dw_config *cfg)
 {
+    cfg->listen_gid = -1;
     cfg->resolver_interval_ms = 1000;
     cfg->resolver_grace_ms = 5000;
     cfg->max_body_bytes = 64L * 1024 * 1024;
@@ -633,6 +647,7 @@ void dw_config_free(struct dw_config *cfg)
     free(cfg->file);
     free(cfg->listen_unix);
     free(cfg->listen_tcp);
+    free(cfg->listen_group);
     free(cfg->token);
     free(cfg->source_conninfo);
     free(cfg->source_system);

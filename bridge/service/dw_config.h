@@ -44,6 +44,8 @@ struct dw_config {
     char *file;              /* absolute path of the file it came from */
     char *listen_unix;       /* socket path, NULL when not listening there */
     char *listen_tcp;        /* "host:port", NULL when off */
+    char *listen_group;      /* group that owns the Unix socket, NULL = the daemon's */
+    long listen_gid;         /* its id, resolved at load; -1 when not set */
     char *token;             /* bearer token for TCP (secret), NULL when no TCP */
     char *source_conninfo;   /* the source database (secret-expanded) */
     char *source_system;     /* expected source system identifier, NULL = any */

@@ -554,7 +554,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 
 /* ---- sockets ---- */
 
-static dw_errcode unix_socket(const char *path, int *out, struct dw_error *err)
+static dw_errcode unix_socket(const char *path, long gid, int *out, struct dw_error *err)
 {
     struct sockaddr_un addr;
     struct stat stbuf;
@@ -601,7 +601,8 @@ static dw_errcode unix_socket(const char *path, int *out, struct dw_error *err)
         return dw_error_set(err, DW_ERR_CONFIG, "could not bind the Unix socket \"%s\": %s", path, strerror(e));
     }
     umask(old);
-    if (chmod(path, 0660) != 0 || listen(fd, SOMAXCONN) != 0) {
+    if ((gid >= 0 && chown(path, (uid_t) -1, (gid_t) gid) != 0) || chmod(path, 0660) != 0 ||
+        listen(fd, SOMAXCONN) != 0) {
         int e = errno;
 
         close(fd);
@@ -719,7 +720,7 @@ dw_errcode dw_http_start(const struct dw_config *cfg, struct dw_http **out, stru
     }
     if (cfg->listen_unix) {
         h->unix_path = strdup(cfg->listen_unix);
-        rc = unix_socket(cfg->listen_unix, &h->unix_l.fd, err);
+        rc = unix_socket(cfg->listen_unix, cfg->listen_gid, &h->unix_l.fd, err);
         if (rc == DW_OK) {
             h->unix_bound = true;
             rc = start_daemon(&h->unix_l, err);
@@ -728,7 +729,8 @@ dw_errcode dw_http_start(const struct dw_config *cfg, struct dw_http **out, stru
             dw_http_stop(h);
             return rc;
         }
-        dw_info("listening on Unix socket \"%s\" (mode 0660)", cfg->listen_unix);
+        dw_info("listening on Unix socket \"%s\" (mode 0660%s%s)", cfg->listen_unix,
+                cfg->listen_group ? ", group " : "", cfg->listen_group ? cfg->listen_group : "");
     }
     if (cfg->listen_tcp) {
         h->tcp_spec = strdup(cfg->listen_tcp);

@@ -469,6 +469,21 @@ static void test_tcp_loopback_only(void)
     dw_config_free(cfg);
 }
 
+static void test_listen_group(void)
+{
+    struct dw_config *cfg;
+
+    expect_error("{" BASE ", \"listen\": {\"unix\": \"/s\", \"group\": \"no-such-group-dw\"}}",
+                 "/listen/group", "unknown group \"no-such-group-dw\"");
+    cfg = expect_ok("{" BASE ", \"listen\": {\"unix\": \"/s\", \"group\": \"root\"}}");
+    CU_ASSERT_EQUAL(cfg ? cfg->listen_gid : -1, 0);
+    CU_ASSERT_STRING_EQUAL(cfg && cfg->listen_group ? cfg->listen_group : "", "root");
+    dw_config_free(cfg);
+    cfg = expect_ok("{" BASE ", \"listen\": {\"unix\": \"/s\"}}");
+    CU_ASSERT_EQUAL(cfg ? cfg->listen_gid : 0, -1);
+    dw_config_free(cfg);
+}
+
 static void test_tcp_address_syntax(void)
 {
     const char *bad[] = {"7480", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:x",
@@ -696,6 +711,7 @@ static const struct dw_cunit_test tests[] = {
     {"tcp needs a token", test_tcp_needs_token},
     {"token rules", test_token_rules},
     {"tcp is loopback unless allow_remote", test_tcp_loopback_only},
+    {"listen group resolved at load", test_listen_group},
     {"tcp address syntax", test_tcp_address_syntax},
     {"${ENV} expansion", test_env_expansion},
     {"${ENV} errors", test_env_missing},
