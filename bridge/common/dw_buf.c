@@ -114,6 +114,7 @@ struct dw_arena_chunk {
 };
 
 #define ARENA_ALIGN (sizeof(max_align_t))
+#define ARENA_MAX_ALLOC ((size_t) 1 << 40)
 
 void dw_arena_init(struct dw_arena *a, size_t chunk_size)
 {
@@ -170,7 +171,8 @@ void *dw_arena_alloc(struct dw_arena *a, size_t n)
     size_t rounded;
     void *p;
 
-    if (n > SIZE_MAX - ARENA_ALIGN)
+    /* No object of ours comes near this; larger requests are bugs or hostile sizes. */
+    if (n > ARENA_MAX_ALLOC)
         return NULL;
     rounded = (n + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
     if (rounded == 0)
