@@ -11,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connectors/odata/dw_odata.h"
+#include "connectors/odbc/dw_odbc.h"
 #include "connectors/pg/dw_pg.h"
 
 static const struct dw_connector_ops *const registry[] = {
     &dw_pg_connector,
+    &dw_odbc_connector,
+    &dw_odata_connector,
 };
 
 #define NREGISTRY (sizeof(registry) / sizeof(registry[0]))
@@ -22,6 +26,8 @@ static const struct dw_connector_ops *const registry[] = {
 /* The registry's types in the same order, for messages (test_pg_connector checks they agree). */
 static const char *const type_names[NREGISTRY + 1] = {
     "pg",
+    "odbc",
+    "odata",
     NULL,
 };
 

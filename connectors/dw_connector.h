@@ -17,7 +17,9 @@
  * A lost connection sets DW_ERR_CONNECT and session->broken; a target that
  * stops answering for longer than timeout_ms sets DW_ERR_TIMEOUT and marks the
  * session broken too (the outcome of the transaction is then unknown, and the
- * resolver settles a prepared one).
+ * resolver settles a prepared one).  A target that asks the bridge to slow
+ * down (an HTTP 429, or a 503 with Retry-After) sets DW_ERR_THROTTLED and
+ * session->retry_after_ms; nothing of the batch was applied.
  */
 #ifndef DW_CONNECTOR_H
 #define DW_CONNECTOR_H
@@ -68,6 +70,11 @@ struct dw_session {
     bool two_phase;          /* decided at open from config and target */
     bool broken;             /* connection lost: the pool closes and reopens it */
     long failed_op;          /* index of the rejected operation, or -1 */
+    /*
+     * With DW_ERR_THROTTLED: how long the target asked us to wait (its
+     * Retry-After) in ms, or 0 when it did not say.  Reset by begin.
+     */
+    long retry_after_ms;
 };
 
 struct dw_connector_ops {
@@ -105,6 +112,18 @@ struct dw_connector_ops {
      */
     dw_errcode (*check_key)(struct dw_session *s, const char *table, const char *const *key,
                             size_t nkey, struct dw_error *err);
+    /*
+     * Optional (initial sync, tools/initsync): apply nops upserts that all go
+     * to one table with one column list (same nkey, ncolumns and column
+     * names), inside the transaction begun by begin, by the fastest path the
+     * target has (pg: COPY).  The result is that of apply with the same
+     * operations; only the speed differs.  A rejection may not name the
+     * operation (failed_op stays -1): callers retry row by row with apply.
+     * The transaction may afterwards be unable to prepare (pg: a temporary
+     * staging table), so end it with commit.  Also added after close.
+     */
+    dw_errcode (*apply_bulk)(struct dw_session *s, const struct dw_target_op *ops, size_t nops,
+                             struct dw_error *err);
 };
 
 /* The registry: NULL when this build has no such type. */
