@@ -7,16 +7,21 @@
  * transaction with captured changes is encoded as one batch, sent to the
  * bridge, and commits only if the bridge answers "prepared" or "committed"
  * for that very batch; anything else becomes an ERROR with a "YW" SQLSTATE (or
- * the target's own) that says what failed.  The commit and abort callbacks
- * must never raise an ERROR (after the commit record it would be a PANIC,
- * during abort it recurses): they only tell the bridge the outcome, best
- * effort, and forget the transaction's changes.  Transactions without
+ * the target's own) that says what failed.  Before the batch goes out the xid
+ * is made durable (the target's prepared transaction is named after it) and
+ * the commit is made synchronous (the target commits on its outcome).  The
+ * commit and abort callbacks must never raise an ERROR (after the commit
+ * record it would be a PANIC, during abort it recurses): they only tell the
+ * bridge the outcome, best effort, and forget the transaction's changes.  Transactions without
  * captured changes cost one pointer test per callback.
  */
 #include "postgres.h"
 
 #include <limits.h>
 #include <sys/un.h>
+#ifdef DW_FAULT_INJECTION
+#include <signal.h>
+#endif
 
 #include "access/transam.h"
 #include "access/xact.h"
@@ -25,6 +30,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "replication/message.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -47,6 +53,45 @@ static bool outcome_due = false;
 
 /* The database's name never changes while we are connected to it. */
 static char *database_name = NULL;
+
+#ifdef DW_FAULT_INJECTION
+/*
+ * Fault injection (test builds only; -Dfault_injection=false removes it):
+ * dualwrite.fault names a point at which this backend SIGKILLs itself, as a
+ * crash of the source backend would, for the crash tests of the failure
+ * matrix (DESIGN.md section 2):
+ *   crash-after-verdict   at pre-commit, once the bridge answered "prepared"
+ *                         or "committed", before the commit record;
+ *   crash-before-outcome  in the commit callback, after the commit record,
+ *                         before the outcome is sent;
+ *   crash-after-outcome   in the commit callback, right after the outcome
+ *                         "committed" was sent.
+ */
+static char *dw_guc_fault = NULL;
+
+static bool
+check_fault(char **newval, void **extra, GucSource source)
+{
+    (void) extra;
+    (void) source;
+    if (!*newval || !(*newval)[0] || strcmp(*newval, "crash-after-verdict") == 0 ||
+        strcmp(*newval, "crash-before-outcome") == 0 || strcmp(*newval, "crash-after-outcome") == 0)
+        return true;
+    GUC_check_errdetail("Valid faults: crash-after-verdict, crash-before-outcome, "
+                        "crash-after-outcome.");
+    return false;
+}
+
+static void
+fault_point(const char *name)
+{
+    if (!dw_guc_fault || strcmp(dw_guc_fault, name) != 0)
+        return;
+    elog(LOG, "dualwrite: fault \"%s\": killing this backend", name);
+    for (;;)
+        kill(MyProcPid, SIGKILL);
+}
+#endif
 
 /* ---- settings ---- */
 
@@ -113,6 +158,14 @@ define_settings(void)
         "When set, the session's changes are not captured (the bridge sets it on the "
         "sessions that apply changes).",
         &dw_guc_origin, "", PGC_SUSET, 0, NULL, NULL, NULL);
+#ifdef DW_FAULT_INJECTION
+    DefineCustomStringVariable(
+        "dualwrite.fault", "Fault to inject (test builds only).",
+        "crash-after-verdict, crash-before-outcome or crash-after-outcome: the backend kills "
+        "itself there.",
+        &dw_guc_fault, "", PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_SUPERUSER_ONLY, check_fault, NULL,
+        NULL);
+#endif
     MarkGUCPrefixReserved("dualwrite");
 }
 
@@ -251,7 +304,13 @@ check_reply(const char *id, const struct dw_bridge_reply *r)
 
     if (!v)
         report_not_verdict(id, r);
-    if (!v->id || strcmp(v->id, id) != 0)
+    /*
+     * Only an acceptance must name our batch.  A refusal of the request itself
+     * (the bridge is stopping, say) names none, and fails the commit with the
+     * bridge's own reason like any other refusal.
+     */
+    if (v->id ? strcmp(v->id, id) != 0
+              : v->status == DW_VERDICT_PREPARED || v->status == DW_VERDICT_COMMITTED)
         protocol_error(id, "the bridge answered for another batch",
                        psprintf("Expected a verdict for batch \"%s\", got one for \"%s\"", id,
                                 v->id ? bridge_text(v->id) : "(none)"));
@@ -354,12 +413,27 @@ pre_commit(void)
                            dw_capture_count(), b->len, (unsigned) DW_WIRE_MAX_BATCH_BYTES),
                  errhint("Split the work into smaller transactions.")));
 
+    /*
+     * Before the target prepares anything under our xid, make the xid durable:
+     * an xid none of whose WAL reached the disk is handed out again after a
+     * crash restart, and the resolver would judge this batch by another
+     * transaction's outcome.  The message carries the xid whatever the tables
+     * (unlogged ones write no WAL).  And the outcome "committed" lets the
+     * target commit, so our commit record must be on disk before it goes out,
+     * whatever synchronous_commit says.
+     */
+    XLogFlush(LogLogicalMessage("dualwrite", id, strlen(id), true));
+    ForceSyncCommit();
+
     dw_client_post_batch(id, deadline, &reply);
     check_reply(id, &reply);
 
     /* accepted: from now on the bridge waits for the outcome */
     strlcpy(outcome_batch_id, id, sizeof(outcome_batch_id));
     outcome_due = true;
+#ifdef DW_FAULT_INJECTION
+    fault_point("crash-after-verdict");
+#endif
 }
 
 /* ---- callbacks ---- */
@@ -389,8 +463,16 @@ xact_callback(XactEvent event, void *arg)
     case XACT_EVENT_ABORT:
         /* never an ERROR from here on */
         if (outcome_due) {
+#ifdef DW_FAULT_INJECTION
+            if (event == XACT_EVENT_COMMIT)
+                fault_point("crash-before-outcome");
+#endif
             outcome_due = false;
             dw_client_send_outcome(outcome_batch_id, event == XACT_EVENT_COMMIT);
+#ifdef DW_FAULT_INJECTION
+            if (event == XACT_EVENT_COMMIT)
+                fault_point("crash-after-outcome");
+#endif
         }
         dw_capture_reset();
         break;

@@ -238,6 +238,8 @@ static enum MHD_Result handle_batch(struct dw_http *http, struct MHD_Connection 
 {
     struct dw_buf out;
     enum MHD_Result ret;
+    int64_t retry_after_s = -1;
+    char retry[24];
     int code;
 
     /* Count first, then look at the flag: the drain reads them in the other order. */
@@ -252,9 +254,12 @@ static enum MHD_Result handle_batch(struct dw_http *http, struct MHD_Connection 
     /* in flight until the response is sent (completed_cb), so the drain does not cut it off */
     rq->inflight = true;
     dw_buf_init(&out);
-    code = dw_pipeline_batch(ctx->body.data ? ctx->body.data : "", ctx->body.len, &ctx->arena, &out);
+    code = dw_pipeline_batch(ctx->body.data ? ctx->body.data : "", ctx->body.len, &ctx->arena, &out,
+                             &retry_after_s);
     dw_arena_reset(&ctx->arena);
-    ret = send_body(c, code, &out, "application/json", false, NULL, NULL);
+    snprintf(retry, sizeof(retry), "%lld", (long long) retry_after_s);
+    ret = send_body(c, code, &out, "application/json", false,
+                    retry_after_s >= 0 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, retry);
     return ret;
 }
 

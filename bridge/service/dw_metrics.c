@@ -9,7 +9,10 @@
  * without limit on hostile input (map names come only from loaded maps, but
  * reloads can add new ones forever).  Stage latencies go into fixed-bucket
  * histograms in microseconds.  The gauges that belong to other modules
- * (in-doubt transactions, pool use) are read from them at render time.
+ * (in-doubt transactions, pool use) are read from them at render time, and
+ * so are the sync-limit counters: each connector's limiter (dw_throttle.h)
+ * keeps its own, and lives as long as the process, so they count across
+ * reloads like the rest.
  */
 #include "bridge/service/dw_metrics.h"
 
@@ -17,12 +20,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bridge/common/dw_wire.h"
 #include "bridge/service/dw_outcome.h"
+#include "bridge/service/dw_pipeline.h"
 #include "bridge/service/dw_pool.h"
 #include "bridge/service/dw_state.h"
+#include "bridge/service/dw_throttle.h"
 
 #define MAX_SERIES 512
 #define LABEL_LEN 96
@@ -49,7 +55,7 @@ struct histogram {
 };
 
 static const char *const stage_names[DW_STAGE_COUNT] = {
-    "pre-validation", "session-wait", "operation", "finish", "settle", "total",
+    "pre-validation", "session-wait", "operation", "finish", "settle", "total", "throttle",
 };
 
 /* HTTP status codes we answer with, for dw_http_responses_total. */
@@ -169,6 +175,36 @@ void dw_metrics_inflight_add(int delta)
 long dw_metrics_inflight(void)
 {
     return atomic_load(&inflight);
+}
+
+void dw_metrics_map_counts(const char *map, struct dw_metrics_map_counts *out)
+{
+    size_t n;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&series_lock);
+    n = nseries;
+    pthread_mutex_unlock(&series_lock);
+    /* entries below n are immutable but for their atomic counts */
+    for (size_t i = 0; i < n; i++) {
+        const struct series *s = &table[i];
+        bool ok = strcmp(s->status, "prepared") == 0 || strcmp(s->status, "committed") == 0;
+        uint64_t b;
+
+        if (strcmp(s->map, map) != 0)
+            continue;
+        b = atomic_load(&s->batches);
+        out->batches += b;
+        if (ok)
+            out->rows += atomic_load(&s->rows);
+        else
+            out->failed += b;
+    }
+}
+
+double dw_metrics_uptime_s(void)
+{
+    return (double) (dw_now_us() - started_us) / 1e6;
 }
 
 void dw_metrics_totals(struct dw_metrics_totals *out)
@@ -299,6 +335,115 @@ static void render_pools(struct dw_buf *out)
     dw_state_release(st);
 }
 
+/* One sample "name{connector="c",limit="l"} " (the value follows). */
+static void put_limit_sample(struct dw_buf *out, const char *name, const char *connector, const char *limit)
+{
+    dw_buf_puts(out, name);
+    dw_buf_puts(out, "{connector=\"");
+    put_label(out, connector);
+    dw_buf_puts(out, "\",limit=\"");
+    put_label(out, limit);
+    dw_buf_puts(out, "\"} ");
+}
+
+/*
+ * Sync limits of every configured connector: counters and current use come
+ * from its limiter, the maxima from the configuration in force (which the
+ * limiter is brought up to first).
+ */
+static void render_throttle(struct dw_buf *out)
+{
+    static const char *const counters[3][2] = {
+        {"dualwrite_throttle_waits_total", "Batches that waited for a sync limit before they were admitted."},
+        {"dualwrite_throttle_wait_seconds_total", "Time batches spent waiting for a sync limit."},
+        {"dualwrite_throttle_rejections_total", "Batches refused (429) by a sync limit."},
+    };
+    struct dw_state *st = dw_state_acquire();
+    struct dw_throttle_stats *stats;
+
+    if (!st)
+        return;
+    stats = calloc(st->nconns ? st->nconns : 1, sizeof(*stats));
+    if (!stats) {
+        out->failed = true;
+        dw_state_release(st);
+        return;
+    }
+    for (size_t i = 0; i < st->nconns; i++) {
+        struct dw_throttle *th = dw_pipeline_throttle(st, &st->conns[i]);
+
+        if (th)
+            dw_throttle_stats(th, &stats[i]);
+    }
+    for (int k = 0; k < 3; k++) {
+        dw_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", counters[k][0], counters[k][1], counters[k][0]);
+        for (size_t i = 0; i < st->nconns; i++) {
+            for (int l = 0; l < DW_THROTTLE_NLIMITS; l++) {
+                put_limit_sample(out, counters[k][0], st->conns[i].name, dw_throttle_limit_name(l));
+                if (k == 0)
+                    dw_buf_printf(out, "%" PRIu64 "\n", stats[i].waits[l]);
+                else if (k == 1)
+                    dw_buf_printf(out, "%.3f\n", (double) stats[i].wait_ms[l] / 1e3);
+                else
+                    dw_buf_printf(out, "%" PRIu64 "\n", stats[i].rejections[l]);
+            }
+        }
+    }
+    dw_buf_puts(out, "# HELP dualwrite_limit_use Current use of each sync limit: requests in the window, "
+                     "execution seconds in the window, requests in progress.\n# TYPE dualwrite_limit_use gauge\n");
+    for (size_t i = 0; i < st->nconns; i++) {
+        const char *name = st->conns[i].name;
+
+        put_limit_sample(out, "dualwrite_limit_use", name, "requests_per_window");
+        dw_buf_printf(out, "%ld\n", stats[i].requests_in_window);
+        put_limit_sample(out, "dualwrite_limit_use", name, "execution_s_per_window");
+        dw_buf_printf(out, "%.3f\n", (double) stats[i].exec_ms_in_window / 1e3);
+        put_limit_sample(out, "dualwrite_limit_use", name, "concurrent");
+        dw_buf_printf(out, "%ld\n", stats[i].in_use);
+    }
+    dw_buf_puts(out, "# HELP dualwrite_limit_max Each sync limit as configured; 0 means off.\n"
+                     "# TYPE dualwrite_limit_max gauge\n");
+    for (size_t i = 0; i < st->nconns; i++) {
+        const struct dw_limits *l = &st->conns[i].entry->limits;
+        const char *name = st->conns[i].name;
+
+        put_limit_sample(out, "dualwrite_limit_max", name, "requests_per_window");
+        dw_buf_printf(out, "%ld\n", l->window_s > 0 ? l->requests_per_window : 0);
+        put_limit_sample(out, "dualwrite_limit_max", name, "execution_s_per_window");
+        dw_buf_printf(out, "%ld\n", l->window_s > 0 ? l->execution_s_per_window : 0);
+        put_limit_sample(out, "dualwrite_limit_max", name, "concurrent");
+        dw_buf_printf(out, "%ld\n", l->concurrent);
+        put_limit_sample(out, "dualwrite_limit_max", name, "records_per_transaction");
+        dw_buf_printf(out, "%ld\n", l->records_per_transaction);
+        put_limit_sample(out, "dualwrite_limit_max", name, "bytes_per_batch");
+        dw_buf_printf(out, "%ld\n", l->bytes_per_batch);
+    }
+    dw_buf_puts(out, "# HELP dualwrite_throttle_waiting Batches waiting for admission now.\n"
+                     "# TYPE dualwrite_throttle_waiting gauge\n");
+    for (size_t i = 0; i < st->nconns; i++) {
+        dw_buf_puts(out, "dualwrite_throttle_waiting{connector=\"");
+        put_label(out, st->conns[i].name);
+        dw_buf_printf(out, "\"} %ld\n", stats[i].waiting);
+    }
+    dw_buf_puts(out, "# HELP dualwrite_throttle_paused_seconds How much longer the connector is paused "
+                     "because its target asked to wait (429/503 Retry-After).\n"
+                     "# TYPE dualwrite_throttle_paused_seconds gauge\n");
+    for (size_t i = 0; i < st->nconns; i++) {
+        dw_buf_puts(out, "dualwrite_throttle_paused_seconds{connector=\"");
+        put_label(out, st->conns[i].name);
+        dw_buf_printf(out, "\"} %.3f\n", (double) stats[i].paused_ms / 1e3);
+    }
+    dw_buf_puts(out, "# HELP dualwrite_target_throttled_total Times a target throttled a batch by itself "
+                     "(429/503), pausing its connector.\n# TYPE dualwrite_target_throttled_total counter\n");
+    for (size_t i = 0; i < st->nconns; i++) {
+        dw_buf_puts(out, "dualwrite_target_throttled_total{connector=\"");
+        put_label(out, st->conns[i].name);
+        dw_buf_printf(out, "\"} %" PRIu64 "\n", stats[i].target_pauses);
+    }
+    free(stats);
+    dw_state_release(st);
+}
+
 void dw_metrics_render(struct dw_buf *out)
 {
     render_series(out);
@@ -329,6 +474,7 @@ void dw_metrics_render(struct dw_buf *out)
     dw_buf_printf(out, "dualwrite_http_responses_total{code=\"other\"} %" PRIu64 "\n",
                   atomic_load(&http_counts[NCODES]));
     render_pools(out);
+    render_throttle(out);
     dw_buf_printf(out, "# HELP dualwrite_uptime_seconds Seconds since the service started.\n"
                        "# TYPE dualwrite_uptime_seconds gauge\ndualwrite_uptime_seconds %.3f\n",
                   (double) (dw_now_us() - started_us) / 1e6);

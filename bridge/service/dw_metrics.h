@@ -25,6 +25,7 @@ typedef enum dw_stage {
     DW_STAGE_FINISH,             /* prepare or commit */
     DW_STAGE_SETTLE,             /* COMMIT / ROLLBACK PREPARED */
     DW_STAGE_TOTAL,              /* whole batch request */
+    DW_STAGE_THROTTLE,           /* admission through the sync limits (dw_throttle.h) */
     DW_STAGE_COUNT
 } dw_stage;
 
@@ -71,6 +72,17 @@ struct dw_metrics_totals {
 };
 void dw_metrics_totals(struct dw_metrics_totals *out);
 void dw_metrics_count_verdict(int verdict_status, bool invalid, size_t rows);
+
+/* One map's batches since start, summed over connectors, for /v1/status. */
+struct dw_metrics_map_counts {
+    uint64_t batches;        /* every verdict */
+    uint64_t failed;         /* rejected, throttled or unavailable */
+    uint64_t rows;           /* target operations of the batches that succeeded */
+};
+void dw_metrics_map_counts(const char *map, struct dw_metrics_map_counts *out);
+
+/* Seconds since dw_metrics_init. */
+double dw_metrics_uptime_s(void);
 
 /* The whole exposition (text format 0.0.4) appended to out. */
 void dw_metrics_render(struct dw_buf *out);

@@ -11,6 +11,13 @@
  * mid-way the batch stays in the table as "maybe prepared" and the resolver
  * finds out.
  *
+ * Between the two, the batch is admitted through its connector's limiter
+ * (dw_throttle.h): window and concurrency limits make it wait while its
+ * deadline allows, else it is answered 429 with a retry-after.  A target
+ * that throttles by itself (DW_ERR_THROTTLED: nothing was applied) pauses
+ * the connector for the time it asked, and the batch is tried once more if
+ * that pause ends before its deadline.
+ *
  * The whole request is one log line: id, maps, rows, status, elapsed time,
  * and on failure the stage, map, change and SQLSTATE; the message itself may
  * quote row values (keys, the target's detail), so it is logged at debug.
@@ -19,6 +26,12 @@
 
 #include <stdio.h>
 #include <string.h>
+#ifdef DW_FAULT_INJECTION
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 #include "bridge/common/dw_log.h"
 #include "bridge/common/dw_utf8.h"
@@ -26,12 +39,15 @@
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
 #include "bridge/service/dw_state.h"
+#include "bridge/service/dw_throttle.h"
 #include "maps/dw_map.h"
 
 /* PostgreSQL's GIDSIZE is 200 with the NUL; leave room for the "dw:" prefix. */
 #define MAX_ID_LEN 190
 /* Waiting for a session when the batch has no deadline. */
 #define DEFAULT_WAIT_MS 30000
+/* How long a target that throttles without saying for how long pauses its connector. */
+#define DEFAULT_TARGET_PAUSE_MS 1000
 
 /* Everything one batch accumulates for its verdict, log line and metrics. */
 struct run {
@@ -45,6 +61,7 @@ struct run {
     int http;
     struct dw_error err;
     bool invalid;             /* not decodable: counted apart */
+    int64_t throttle_wait_ms; /* time spent waiting for admission */
 };
 
 /* s itself when it is valid UTF-8, else an arena copy with bad bytes as '?'. */
@@ -199,6 +216,15 @@ static int finish(struct run *r, struct dw_buf *out)
                  r->v.map ? " map=" : "", r->v.map ? r->v.map : "", r->v.change,
                  r->v.target_sqlstate ? r->v.target_sqlstate : "-");
     }
+    if (r->throttle_wait_ms > 0 || r->v.retry_after_s >= 0) {
+        size_t used = strlen(extra);
+
+        snprintf(extra + used, sizeof(extra) - used, " throttle_wait_ms=%lld%s", (long long) r->throttle_wait_ms,
+                 r->v.retry_after_s >= 0 ? " retry_after_s=" : "");
+        used = strlen(extra);
+        if (r->v.retry_after_s >= 0)
+            snprintf(extra + used, sizeof(extra) - used, "%lld", (long long) r->v.retry_after_s);
+    }
     dw_info("batch %s: maps=%s rows=%zu status=%s http=%d elapsed_ms=%lld%s", r->v.id ? r->v.id : "-", maps,
             rows, dw_verdict_status_name(r->v.status), r->http, (long long) (elapsed_us / 1000), extra);
     if (r->v.message)
@@ -263,9 +289,47 @@ static bool check_limits(struct run *r, const struct dw_conn_state *c, size_t bo
     return true;
 }
 
+#ifdef DW_FAULT_INJECTION
+/*
+ * Fault injection (test builds only; -Dfault_injection=false removes it):
+ * the environment variable DW_FAULT, set when the service is started, makes
+ * it misbehave right after a successful PREPARE, before the verdict is sent,
+ * for the crash tests of the failure matrix (DESIGN.md section 2):
+ *   exit-after-prepare       SIGKILL the service: it dies holding the prepared
+ *                            transaction, and the source never gets a verdict;
+ *   delay-after-prepare:MS   sleep MS milliseconds before answering (a test
+ *                            kills the target meanwhile).
+ */
+static void fault_after_prepare(const char *id)
+{
+    const char *f = getenv("DW_FAULT");
+
+    if (!f)
+        return;
+    if (strcmp(f, "exit-after-prepare") == 0) {
+        dw_warn("batch %s: fault \"%s\": killing the service", id, f);
+        for (;;)
+            kill(getpid(), SIGKILL);
+    }
+    if (strncmp(f, "delay-after-prepare:", 20) == 0) {
+        long ms = strtol(f + 20, NULL, 10);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+        dw_warn("batch %s: fault \"delay-after-prepare\": answering in %ld ms", id, ms);
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+}
+#endif
+
 /* Map a failed target call onto the verdict. */
 static void target_failed(struct run *r, struct dw_session *s, const char *phase)
 {
+    if (r->err.code == DW_ERR_THROTTLED && !s->broken) {
+        /* the target refused the whole changeset for now: run_target pauses and may retry */
+        fail(r, 429, DW_VERDICT_THROTTLED, phase);
+        return;
+    }
     if (r->err.code == DW_ERR_TARGET && !s->broken) {
         fail(r, 409, DW_VERDICT_REJECTED, s->failed_op >= 0 ? "operation" : phase);
         r->v.target_sqlstate = nonempty(r->err.sqlstate);
@@ -333,6 +397,9 @@ static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s
     }
     r->http = 200;
     if (two_phase) {
+#ifdef DW_FAULT_INJECTION
+        fault_after_prepare(b->id);
+#endif
         dw_decision early = dw_outcome_prepared(b->id);
 
         r->v.status = DW_VERDICT_PREPARED;
@@ -349,16 +416,121 @@ static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s
     }
 }
 
-int dw_pipeline_batch(const char *body, size_t len, struct dw_arena *arena, struct dw_buf *out)
+struct dw_throttle *dw_pipeline_throttle(const struct dw_state *st, const struct dw_conn_state *c)
+{
+    const struct dw_limits *l = &c->entry->limits;
+    struct dw_throttle_limits tl;
+
+    tl.requests_per_window = l->requests_per_window;
+    tl.window_s = l->window_s;
+    tl.execution_s_per_window = l->execution_s_per_window;
+    tl.concurrent = l->concurrent;
+    return dw_throttle_shared(c->name, &tl, st->generation);
+}
+
+static void throttled(struct run *r, int64_t retry_ms, const char *stage)
+{
+    fail(r, 429, DW_VERDICT_THROTTLED, stage);
+    r->v.retry_after_s = retry_ms <= 0 ? 1 : (retry_ms + 999) / 1000;
+}
+
+/* Forget a throttled attempt before the retry. */
+static void reset_verdict(struct run *r)
+{
+    const char *id = r->v.id;
+
+    dw_error_clear(&r->err);
+    dw_verdict_init(&r->v, id, DW_VERDICT_REJECTED);
+    r->http = 500;
+}
+
+/*
+ * Admission, a session, the operation; and once more when the target
+ * throttled the batch by itself and the pause it asked for ends before the
+ * deadline.  The admission of that second attempt is what waits out the pause.
+ */
+static void run_target(struct run *r, struct dw_conn_state *c, int64_t deadline_ms)
+{
+    int64_t wait_until = deadline_ms > 0 ? deadline_ms : dw_now_ms() + DEFAULT_WAIT_MS;
+    struct dw_throttle *th = dw_pipeline_throttle(r->st, c);
+
+    if (!th) {
+        dw_error_set(&r->err, DW_ERR_NOMEM, "out of memory");
+        fail(r, 503, DW_VERDICT_UNAVAILABLE, "pre-validation");
+        return;
+    }
+    for (int attempt = 0;; attempt++) {
+        struct dw_throttle_ticket ticket;
+        struct dw_session *s = NULL;
+        int64_t t = dw_now_us(), retry_ms, exec_us, pause_ms;
+        const char *stage;
+        long asked;
+
+        if (dw_throttle_admit(th, wait_until, &ticket, &retry_ms, &r->err) != DW_OK) {
+            r->throttle_wait_ms += ticket.waited_ms;
+            dw_metrics_stage(DW_STAGE_THROTTLE, dw_now_us() - t);
+            throttled(r, retry_ms, "pre-validation");
+            return;
+        }
+        r->throttle_wait_ms += ticket.waited_ms;
+        dw_metrics_stage(DW_STAGE_THROTTLE, dw_now_us() - t);
+
+        if (deadline_ms > 0 && dw_now_ms() >= deadline_ms) {
+            dw_throttle_release(th, &ticket, 0);
+            dw_error_set(&r->err, DW_ERR_TIMEOUT, "the batch's deadline passed before a target session was "
+                                                  "taken");
+            fail(r, 503, DW_VERDICT_UNAVAILABLE, "operation");
+            return;
+        }
+        t = dw_now_us();
+        if (dw_pool_acquire(c->workers, wait_until, &s, &r->err) != DW_OK) {
+            dw_metrics_stage(DW_STAGE_SESSION_WAIT, dw_now_us() - t);
+            dw_throttle_release(th, &ticket, 0);
+            fail(r, 503, DW_VERDICT_UNAVAILABLE, "operation");
+            return;
+        }
+        dw_metrics_stage(DW_STAGE_SESSION_WAIT, dw_now_us() - t);
+        t = dw_now_us();
+        operate(r, c, s, deadline_ms);
+        exec_us = dw_now_us() - t;
+        asked = s->retry_after_ms;
+        dw_pool_release(c->workers, s);
+        dw_throttle_release(th, &ticket, exec_us / 1000);
+        if (r->http != 429)
+            return;
+
+        /* The target's own 429/503: nothing of the changeset was applied. */
+        pause_ms = asked > 0 ? asked : DEFAULT_TARGET_PAUSE_MS;
+        dw_throttle_pause(th, dw_throttle_now(th) + pause_ms);
+        if (attempt == 0 && dw_now_ms() + pause_ms < wait_until) {
+            dw_info("batch %s: connector \"%s\": the target throttled the batch; pausing the connector for "
+                    "%lld ms, then trying once more", r->v.id ? r->v.id : "-", c->name, (long long) pause_ms);
+            reset_verdict(r);
+            continue;
+        }
+        dw_info("batch %s: connector \"%s\": the target throttled the batch; pausing the connector for %lld ms "
+                "(%s)", r->v.id ? r->v.id : "-", c->name, (long long) pause_ms,
+                attempt ? "the second attempt was throttled too" : "the pause passes the batch's deadline");
+        stage = r->v.stage;
+        dw_error_prefix(&r->err, "connector \"%s\"", c->name);
+        dw_error_hint(&r->err, "The target asked the bridge to wait %lld s; retry the transaction then.",
+                      (long long) (pause_ms + 999) / 1000);
+        throttled(r, pause_ms, stage ? stage : "operation");
+        return;
+    }
+}
+
+int dw_pipeline_batch(const char *body, size_t len, struct dw_arena *arena, struct dw_buf *out,
+                      int64_t *retry_after_s)
 {
     struct run r;
     struct dw_batch *batch = NULL;
     struct dw_oplist ops;
     struct dw_conn_state *c;
-    struct dw_session *s = NULL;
     int64_t deadline_ms = 0, t;
     int http;
 
+    *retry_after_s = -1;
     memset(&r, 0, sizeof(r));
     memset(&ops, 0, sizeof(ops));
     r.t0_us = dw_now_us();
@@ -433,25 +605,12 @@ int dw_pipeline_batch(const char *body, size_t len, struct dw_arena *arena, stru
     }
     dw_metrics_stage(DW_STAGE_PREVALIDATION, dw_now_us() - t);
 
-    /* ---- operation ---- */
-    if (deadline_ms > 0 && dw_now_ms() >= deadline_ms) {
-        dw_error_set(&r.err, DW_ERR_TIMEOUT, "the batch's deadline passed before a target session was taken");
-        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "operation");
-        goto out;
-    }
-    t = dw_now_us();
-    if (dw_pool_acquire(c->workers, deadline_ms > 0 ? deadline_ms : dw_now_ms() + DEFAULT_WAIT_MS, &s,
-                        &r.err) != DW_OK) {
-        dw_metrics_stage(DW_STAGE_SESSION_WAIT, dw_now_us() - t);
-        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "operation");
-        goto out;
-    }
-    dw_metrics_stage(DW_STAGE_SESSION_WAIT, dw_now_us() - t);
-    operate(&r, c, s, deadline_ms);
-    dw_pool_release(c->workers, s);
+    /* ---- throttle, then operation ---- */
+    run_target(&r, c, deadline_ms);
 
 out:
     http = finish(&r, out);
+    *retry_after_s = http == 429 ? r.v.retry_after_s : -1;
     dw_state_release(r.st);
     return http;
 }

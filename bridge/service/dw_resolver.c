@@ -152,10 +152,17 @@ static xact_status source_xact_status(const char *xid, char *msg, size_t msgsize
     res = PQexecParams(src, "SELECT pg_xact_status($1::xid8)", 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /*
+         * After the server went away libpq may still say CONNECTION_OK, with
+         * an error of its own (no SQLSTATE); or the server said it is going.
+         */
+        bool gone = PQstatus(src) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
+                    strncmp(state, "57P0", 4) == 0;
 
         first_line(msg, msgsize, primary ? primary : PQerrorMessage(src));
         PQclear(res);
-        if (PQstatus(src) != CONNECTION_OK) {
+        if (gone) {
             source_problem("lost the connection to the source: %s", msg);
             source_close();
             return XACT_SOURCE_DOWN;

@@ -7,19 +7,26 @@
  * service already knows (the last open or breakage of each pool, the
  * resolver's last contact with the source); it never blocks on a target, so
  * a load balancer or systemd watchdog can poll it freely.
+ *
+ * Each connector's "throttle" object shows its sync limits in use: the
+ * maximum as configured (0 = off), the current use and the waits and
+ * refusals so far, read from the connector's limiter (dw_throttle.h).
  */
 #include "bridge/service/dw_status.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bridge/common/dw_utf8.h"
 #include "bridge/common/dw_wire.h"
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
+#include "bridge/service/dw_pipeline.h"
 #include "bridge/service/dw_pool.h"
 #include "bridge/service/dw_resolver.h"
 #include "bridge/service/dw_state.h"
+#include "bridge/service/dw_throttle.h"
 
 /* A JSON string; bytes that are not UTF-8 (a gid on the target can hold anything) become '?'. */
 static void put_str(struct dw_buf *out, const char *s)
@@ -88,6 +95,40 @@ static void render_limits(struct dw_buf *out, const struct dw_limits *l)
                   l->execution_s_per_window, l->concurrent);
 }
 
+static void render_one_limit(struct dw_buf *out, const struct dw_throttle_stats *ts, dw_throttle_limit l,
+                             long max, double use)
+{
+    put_str(out, dw_throttle_limit_name(l));
+    dw_buf_printf(out, ":{\"max\":%ld,\"use\":%.3f,\"waits\":%llu,\"wait_ms\":%llu,\"rejections\":%llu}", max, use,
+                  (unsigned long long) ts->waits[l], (unsigned long long) ts->wait_ms[l],
+                  (unsigned long long) ts->rejections[l]);
+}
+
+/* The limits as configured, the use as the limiter counts it. */
+static void render_throttle(struct dw_buf *out, const struct dw_state *st, const struct dw_conn_state *c)
+{
+    const struct dw_limits *l = &c->entry->limits;
+    struct dw_throttle *th = dw_pipeline_throttle(st, c);
+    struct dw_throttle_stats ts;
+
+    memset(&ts, 0, sizeof(ts));
+    if (th)
+        dw_throttle_stats(th, &ts);
+    dw_buf_printf(out, "{\"window_s\":%ld,", l->window_s);
+    render_one_limit(out, &ts, DW_THROTTLE_REQUESTS, l->window_s > 0 ? l->requests_per_window : 0,
+                     (double) ts.requests_in_window);
+    dw_buf_putc(out, ',');
+    render_one_limit(out, &ts, DW_THROTTLE_EXECUTION, l->window_s > 0 ? l->execution_s_per_window : 0,
+                     (double) ts.exec_ms_in_window / 1e3);
+    dw_buf_putc(out, ',');
+    render_one_limit(out, &ts, DW_THROTTLE_CONCURRENT, l->concurrent, (double) ts.in_use);
+    dw_buf_putc(out, ',');
+    render_one_limit(out, &ts, DW_THROTTLE_TARGET, 0, (double) ts.paused_ms / 1e3);
+    dw_buf_printf(out, ",\"waiting\":%ld,\"paused_ms\":%lld,\"target_throttled\":%llu,\"admitted\":%llu}",
+                  ts.waiting, (long long) ts.paused_ms, (unsigned long long) ts.target_pauses,
+                  (unsigned long long) ts.admitted);
+}
+
 static void render_connectors(struct dw_buf *out, struct dw_state *st)
 {
     dw_buf_putc(out, '[');
@@ -120,6 +161,8 @@ static void render_connectors(struct dw_buf *out, struct dw_state *st)
         render_pool(out, &ss);
         dw_buf_puts(out, ",\"limits\":");
         render_limits(out, &c->entry->limits);
+        dw_buf_puts(out, ",\"throttle\":");
+        render_throttle(out, st, c);
         dw_buf_putc(out, '}');
     }
     dw_buf_putc(out, ']');
@@ -130,7 +173,9 @@ static void render_maps(struct dw_buf *out, struct dw_state *st)
     dw_buf_putc(out, '[');
     for (size_t i = 0; st && i < st->maps->nmaps; i++) {
         const struct dw_map *m = &st->maps->maps[i];
+        struct dw_metrics_map_counts mc;
 
+        dw_metrics_map_counts(m->name, &mc);
         if (i)
             dw_buf_putc(out, ',');
         dw_buf_puts(out, "{\"name\":");
@@ -141,7 +186,9 @@ static void render_maps(struct dw_buf *out, struct dw_state *st)
         put_str(out, m->connector);
         dw_buf_puts(out, ",\"target\":");
         put_str(out, m->target_table);
-        dw_buf_printf(out, ",\"fields\":%zu,\"file\":", m->nfields);
+        dw_buf_printf(out, ",\"fields\":%zu,\"batches\":%llu,\"failed\":%llu,\"rows\":%llu,\"file\":",
+                      m->nfields, (unsigned long long) mc.batches, (unsigned long long) mc.failed,
+                      (unsigned long long) mc.rows);
         put_str(out, m->file);
         dw_buf_putc(out, '}');
     }
@@ -218,6 +265,10 @@ void dw_status_render(struct dw_buf *out, bool stopping)
     put_str(out, stopping ? "stopping" : "running");
     put_key(out, &first, "version");
     put_str(out, DW_VERSION);
+    put_key(out, &first, "pid");
+    dw_buf_printf(out, "%ld", (long) getpid());
+    put_key(out, &first, "uptime_s");
+    dw_buf_printf(out, "%.3f", dw_metrics_uptime_s());
     put_key(out, &first, "config");
     put_str(out, st ? st->config->file : NULL);
     put_key(out, &first, "generation");

@@ -20,6 +20,7 @@
 static const struct dwctl_command commands[] = {
     {"maps", "check table-map files", dwctl_maps_run, dwctl_maps_usage},
     {"hooks", "install, remove or check the capture triggers", dwctl_hooks_run, dwctl_hooks_usage},
+    {"status", "show what the running bridge is doing", dwctl_status_run, dwctl_status_usage},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

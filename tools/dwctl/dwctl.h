@@ -31,5 +31,7 @@ int dwctl_maps_run(const struct dwctl_context *ctx, int argc, char **argv);
 void dwctl_maps_usage(FILE *out);
 int dwctl_hooks_run(const struct dwctl_context *ctx, int argc, char **argv);
 void dwctl_hooks_usage(FILE *out);
+int dwctl_status_run(const struct dwctl_context *ctx, int argc, char **argv);
+void dwctl_status_usage(FILE *out);
 
 #endif
