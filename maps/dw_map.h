@@ -27,8 +27,33 @@ struct dw_value_entry {
     char *to;                /* NULL maps to SQL null */
 };
 
+/*
+ * How a lookup key value is written in the bind's key predicate (OData URL
+ * conventions).  Maps never see a connector's data model, so the map says
+ * the type; a string is the default.
+ */
+typedef enum dw_lookup_type {
+    DW_LOOKUP_STRING = 0,    /* 'text', quotes doubled, percent-encoded */
+    DW_LOOKUP_INTEGER,       /* Edm.Int16/32/64, Byte, SByte: digits, no leading zeros */
+    DW_LOOKUP_DECIMAL,       /* Edm.Decimal: digits with an optional fraction */
+    DW_LOOKUP_GUID           /* Edm.Guid: 8-4-4-4-12 hex digits, lowercased */
+} dw_lookup_type;
+
+struct dw_lookup_key {
+    char *property;          /* key property of the entity set */
+    char *source;            /* source column its value comes from */
+    dw_lookup_type type;
+};
+
+/* A field whose value is a reference to a parent: "/Set(prop=literal,...)". */
+struct dw_lookup {
+    char *entity_set;
+    size_t nkeys;
+    struct dw_lookup_key *keys;   /* in file order: the order of the key predicate */
+};
+
 struct dw_field {
-    char *source;            /* source column, NULL for a constant */
+    char *source;            /* source column, NULL for a constant or a lookup */
     char *target;            /* target column */
     bool required;           /* null is rejected */
     bool has_const;
@@ -38,6 +63,7 @@ struct dw_field {
     bool has_values;
     bool has_default;
     char *default_value;     /* when has_default; NULL = SQL null */
+    struct dw_lookup *lookup;    /* a lookup field, else NULL */
 };
 
 struct dw_filter {

@@ -279,7 +279,173 @@ static const struct dw_value_entry *lookup(const struct dw_field *f, const size_
     return NULL;
 }
 
-/* One target value: constant, or the source value through the value map. */
+/* ---- lookups ---- */
+
+static bool unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+           ch == '.' || ch == '_' || ch == '~' || ch == ':';
+}
+
+/*
+ * Percent-encode for a URL path segment as the odata connector encodes keys:
+ * all but ALPHA DIGIT - . _ ~ :, and with quote_string a ' becomes ''.
+ */
+static void put_pct(struct dw_buf *b, const char *s, bool quote_string)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char) *s;
+
+        if (quote_string && ch == '\'') {
+            dw_buf_puts(b, "''");
+        } else if (unreserved(ch)) {
+            dw_buf_putc(b, (char) ch);
+        } else {
+            dw_buf_putc(b, '%');
+            dw_buf_putc(b, hex[ch >> 4]);
+            dw_buf_putc(b, hex[ch & 15]);
+        }
+    }
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* Append the key literal of v; false when v is not a value of the type. */
+static bool put_literal(struct dw_buf *b, dw_lookup_type type, const char *v)
+{
+    const char *digits, *dot;
+    bool neg = false;
+
+    switch (type) {
+    case DW_LOOKUP_STRING:
+        dw_buf_putc(b, '\'');
+        put_pct(b, v, true);
+        dw_buf_putc(b, '\'');
+        return true;
+    case DW_LOOKUP_INTEGER:
+    case DW_LOOKUP_DECIMAL:
+        digits = v;
+        if (*digits == '+' || *digits == '-')
+            neg = *digits++ == '-';
+        dot = type == DW_LOOKUP_DECIMAL ? strchr(digits, '.') : NULL;
+        if (dot ? !all_digits(digits, (size_t) (dot - digits)) || !all_digits(dot + 1, strlen(dot + 1))
+                : !all_digits(digits, strlen(digits)))
+            return false;
+        /* one form per value: no sign for zero, no leading zeros */
+        while (digits[0] == '0' && digits[1] >= '0' && digits[1] <= '9')
+            digits++;
+        if (neg && strspn(digits, "0.") != strlen(digits))
+            dw_buf_putc(b, '-');
+        dw_buf_puts(b, digits);
+        return true;
+    case DW_LOOKUP_GUID:
+        if (strlen(v) != 36)
+            return false;
+        for (size_t i = 0; i < 36; i++) {
+            unsigned char ch = (unsigned char) v[i];
+            bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+            if (dash ? ch != '-' : !((ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')))
+                return false;
+        }
+        for (size_t i = 0; i < 36; i++) {
+            unsigned char ch = (unsigned char) v[i];
+
+            dw_buf_putc(b, (char) (ch >= 'A' && ch <= 'F' ? ch | 0x20 : ch));
+        }
+        return true;
+    }
+    return false;
+}
+
+static const char *type_name(dw_lookup_type type)
+{
+    switch (type) {
+    case DW_LOOKUP_STRING:
+        return "string";
+    case DW_LOOKUP_INTEGER:
+        return "integer";
+    case DW_LOOKUP_DECIMAL:
+        return "decimal";
+    case DW_LOOKUP_GUID:
+        return "GUID";
+    }
+    return "value";
+}
+
+/*
+ * A lookup field's value: the reference "/Set(prop=literal,...)", or null
+ * when a key value is null (no parent; "required" then rejects).
+ */
+static dw_errcode lookup_value(struct engine *e, const struct dw_map *m, size_t change, const char *const *vals,
+                               size_t fi, const char **dst)
+{
+    const struct dw_field *f = &m->fields[fi];
+    const struct dw_lookup *lk = f->lookup;
+    const size_t *slots = m->plan->lookup_slots[fi];
+    char qm[128], qf[128], qv[128], qc[128], qp[128];
+    struct dw_buf b;
+    char *s;
+
+    *dst = NULL;
+    for (size_t k = 0; k < lk->nkeys; k++) {
+        const char *v = vals[slots[k]];
+
+        if (v == ABSENT)
+            return missing(e, m, change, vals, slots[k], "new");
+        if (!v) {
+            if (!f->required)
+                return DW_OK;
+            dw_map_quote(qm, sizeof(qm), m->name);
+            dw_map_quote(qf, sizeof(qf), f->target);
+            dw_map_quote(qc, sizeof(qc), lk->keys[k].source);
+            return reject(e, m, change, vals, NULL,
+                          "table map %s field %s: required lookup key column %s is null", qm, qf, qc);
+        }
+    }
+    dw_buf_init(&b);
+    dw_buf_putc(&b, '/');
+    put_pct(&b, lk->entity_set, false);
+    dw_buf_putc(&b, '(');
+    for (size_t k = 0; k < lk->nkeys; k++) {
+        const char *v = vals[slots[k]];
+
+        if (k)
+            dw_buf_putc(&b, ',');
+        put_pct(&b, lk->keys[k].property, false);
+        dw_buf_putc(&b, '=');
+        if (!put_literal(&b, lk->keys[k].type, v)) {
+            dw_buf_cleanup(&b);
+            dw_map_quote(qm, sizeof(qm), m->name);
+            dw_map_quote(qf, sizeof(qf), f->target);
+            dw_map_quote(qv, sizeof(qv), v);
+            dw_map_quote(qp, sizeof(qp), lk->keys[k].property);
+            return reject(e, m, change, vals, NULL,
+                          "table map %s field %s: value %s is not a valid %s for lookup key property %s",
+                          qm, qf, qv, type_name(lk->keys[k].type), qp);
+        }
+    }
+    dw_buf_putc(&b, ')');
+    if (dw_buf_failed(&b) || !(s = dw_arena_strdup(e->arena, b.data))) {
+        dw_buf_cleanup(&b);
+        return nomem(e);
+    }
+    dw_buf_cleanup(&b);
+    *dst = s;
+    return DW_OK;
+}
+
+/* One target value: constant, lookup, or the source value through the value map. */
 static dw_errcode field_value(struct engine *e, const struct dw_map *m, size_t change, const char *const *vals,
                               size_t fi, const char **dst)
 {
@@ -292,6 +458,8 @@ static dw_errcode field_value(struct engine *e, const struct dw_map *m, size_t c
         *dst = f->const_value;
         return DW_OK;
     }
+    if (f->lookup)
+        return lookup_value(e, m, change, vals, fi, dst);
     v = vals[p->field_slot[fi]];
     if (v == ABSENT)
         return missing(e, m, change, vals, p->field_slot[fi], "new");

@@ -108,10 +108,18 @@ static dw_errcode build_plan(struct dw_mapset *set, size_t mi, struct dw_error *
     p->field_slot = zalloc(ix, m->nfields, sizeof(*p->field_slot));
     p->key_slot = zalloc(ix, m->nkey, sizeof(*p->key_slot));
     p->value_order = zalloc(ix, m->nfields, sizeof(*p->value_order));
-    p->mapped_slots = zalloc(ix, m->nfields, sizeof(*p->mapped_slots));
+    p->lookup_slots = zalloc(ix, m->nfields, sizeof(*p->lookup_slots));
+    {
+        size_t nread = m->nfields;   /* source columns fields read: one each, a lookup's keys */
+
+        for (size_t f = 0; f < m->nfields; f++)
+            if (m->fields[f].lookup)
+                nread += m->fields[f].lookup->nkeys;
+        p->mapped_slots = zalloc(ix, nread, sizeof(*p->mapped_slots));
+    }
     is_key = zalloc(ix, m->nfields, sizeof(*is_key));
     if (!p->columns || !p->column_field || !p->field_slot || !p->key_slot || !p->value_order ||
-        !p->mapped_slots || !is_key)
+        !p->lookup_slots || !p->mapped_slots || !is_key)
         goto nomem;
     for (size_t k = 0; k < m->nkey; k++) {
         size_t f = m->key_field[k];
@@ -137,6 +145,20 @@ static dw_errcode build_plan(struct dw_mapset *set, size_t mi, struct dw_error *
         if (p->field_slot[f] != DW_MAP_NONE && !seen[p->field_slot[f]]) {
             seen[p->field_slot[f]] = true;
             p->mapped_slots[p->nmapped++] = p->field_slot[f];
+        }
+        if (fd->lookup) {
+            size_t *slots = zalloc(ix, fd->lookup->nkeys, sizeof(*slots));
+
+            if (!slots)
+                goto nomem;
+            for (size_t k = 0; k < fd->lookup->nkeys; k++) {
+                slots[k] = dw_map_index_column(t, fd->lookup->keys[k].source);
+                if (slots[k] != DW_MAP_NONE && !seen[slots[k]]) {
+                    seen[slots[k]] = true;
+                    p->mapped_slots[p->nmapped++] = slots[k];
+                }
+            }
+            p->lookup_slots[f] = slots;
         }
         if (fd->has_values && fd->nvalues > 0) {
             struct entry_ref *refs = malloc(fd->nvalues * sizeof(*refs));
@@ -247,6 +269,9 @@ dw_errcode dw_map_index_build(struct dw_mapset *set, struct dw_error *err)
             const struct dw_map *m = &set->maps[tb->maps[k]];
 
             ncolbound += m->nkey + m->nfields + 1;
+            for (size_t f = 0; f < m->nfields; f++)
+                if (m->fields[f].lookup)
+                    ncolbound += m->fields[f].lookup->nkeys;
         }
         tb->cols = zalloc(ix, ncolbound, sizeof(*tb->cols));
         tb->hmask = pow2_at_least(2 * ncolbound) - 1;
@@ -261,6 +286,9 @@ dw_errcode dw_map_index_build(struct dw_mapset *set, struct dw_error *err)
             for (size_t f = 0; f < m->nfields; f++)
                 if (m->fields[f].source)
                     add_column(tb, m->fields[f].source);
+                else if (m->fields[f].lookup)
+                    for (size_t k = 0; k < m->fields[f].lookup->nkeys; k++)
+                        add_column(tb, m->fields[f].lookup->keys[k].source);
             if (m->filter.column)
                 add_column(tb, m->filter.column);
         }

@@ -37,6 +37,7 @@ struct dw_map_plan {
     const char **filter_sorted;
     bool filter_null;            /* the filter lets SQL null in */
     size_t **value_order;        /* per field: value entries sorted by "from", or NULL */
+    size_t **lookup_slots;       /* per field: the slot of each lookup key column, or NULL */
     size_t nmapped;              /* distinct slots read by fields: what "changed" compares */
     size_t *mapped_slots;
 };

@@ -33,7 +33,21 @@ static const char *const top_keys[] = {"map", "source", "target", "filter", "fie
 static const char *const source_keys[] = {"table", "key", NULL};
 static const char *const target_keys[] = {"connector", "table", "key", NULL};
 static const char *const filter_keys[] = {"column", "in", NULL};
-static const char *const field_keys[] = {"source", "target", "required", "values", "default", "const", NULL};
+static const char *const field_keys[] = {"source", "target", "required", "values", "default", "const",
+                                          "lookup", NULL};
+static const char *const lookup_keys[] = {"entity_set", "key", NULL};
+static const char *const lookup_key_keys[] = {"source", "type", NULL};
+
+/* The lookup key types a map may name, and how each is written. */
+static const struct {
+    const char *name;
+    dw_lookup_type type;
+} lookup_types[] = {
+    {"Edm.String", DW_LOOKUP_STRING},   {"Edm.Int16", DW_LOOKUP_INTEGER},
+    {"Edm.Int32", DW_LOOKUP_INTEGER},   {"Edm.Int64", DW_LOOKUP_INTEGER},
+    {"Edm.Byte", DW_LOOKUP_INTEGER},    {"Edm.SByte", DW_LOOKUP_INTEGER},
+    {"Edm.Decimal", DW_LOOKUP_DECIMAL}, {"Edm.Guid", DW_LOOKUP_GUID},
+};
 
 /* ---- paths and messages ---- */
 
@@ -559,9 +573,134 @@ static void parse_values(struct vctx *c, const cJSON *j, struct dw_field *f)
     free(first);
 }
 
+/* One entry of a lookup's "key": "column", or {"source": "column", "type": "Edm.Int32"}. */
+static void parse_lookup_key(struct vctx *c, const cJSON *j, struct dw_lookup_key *k)
+{
+    const cJSON *src, *type;
+    size_t old;
+
+    k->type = DW_LOOKUP_STRING;
+    if (cJSON_IsString(j)) {
+        k->source = ident(c, j, "column name", DW_MAP_PG_NAME_MAX);
+        return;
+    }
+    if (!cJSON_IsObject(j)) {
+        verr(c, "expected a string (a source column) or an object, found %s", jtype(j));
+        return;
+    }
+    check_keys(c, j, lookup_key_keys);
+    src = get_required(c, j, "source");
+    if (src) {
+        old = push(c, "source");
+        k->source = ident(c, src, "column name", DW_MAP_PG_NAME_MAX);
+        pop(c, old);
+    }
+    if ((type = get(j, "type"))) {
+        size_t i, n = sizeof(lookup_types) / sizeof(lookup_types[0]);
+
+        old = push(c, "type");
+        if (!cJSON_IsString(type))
+            verr(c, "expected a string, found %s", jtype(type));
+        else {
+            for (i = 0; i < n; i++)
+                if (strcmp(type->valuestring, lookup_types[i].name) == 0)
+                    break;
+            if (i < n)
+                k->type = lookup_types[i].type;
+            else {
+                struct dw_buf b;
+
+                dw_buf_init(&b);
+                for (i = 0; i < n; i++)
+                    dw_buf_printf(&b, "%s\"%s\"", i ? ", " : "", lookup_types[i].name);
+                verr(c, "unknown lookup key type %s; valid types are %s", q(c, type->valuestring),
+                     dw_buf_failed(&b) || !b.data ? "(out of memory)" : b.data);
+                dw_buf_cleanup(&b);
+            }
+        }
+        pop(c, old);
+    }
+}
+
+/* "lookup": {"entity_set": "Accounts", "key": {"account_no": "customer_no", ...}} */
+static void parse_lookup(struct vctx *c, const cJSON *j, struct dw_field *f)
+{
+    const cJSON *set, *key;
+    struct dw_lookup *lk;
+    size_t old, count, i = 0;
+
+    if (!want_object(c, j))
+        return;
+    check_keys(c, j, lookup_keys);
+    set = get_required(c, j, "entity_set");
+    key = get_required(c, j, "key");
+    if (!(lk = dw_arena_zalloc(c->a, sizeof(*lk)))) {
+        oom(c);
+        return;
+    }
+    f->lookup = lk;     /* even when invalid: the key checks must know it is a lookup */
+    if (set) {
+        old = push(c, "entity_set");
+        lk->entity_set = ident(c, set, "entity set name", 0);
+        pop(c, old);
+    }
+    if (!key)
+        return;
+    old = push(c, "key");
+    if (!want_object(c, key)) {
+        pop(c, old);
+        return;
+    }
+    count = (size_t) cJSON_GetArraySize(key);
+    if (count == 0) {
+        verr(c, "expected at least one key property");
+        pop(c, old);
+        return;
+    }
+    if (!(lk->keys = dw_arena_zalloc(c->a, count * sizeof(*lk->keys)))) {
+        oom(c);
+        pop(c, old);
+        return;
+    }
+    for (const cJSON *e = key->child; e; e = e->next, i++) {
+        size_t o2 = push(c, e->string);
+
+        if (*e->string == '\0')
+            verr(c, "key property name must not be empty");
+        else {
+            for (const char *p = e->string; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f) {
+                    verr(c, "key property name %s contains a control character", q(c, e->string));
+                    break;
+                }
+            lk->keys[i].property = dup_str(c, e->string);
+        }
+        parse_lookup_key(c, e, &lk->keys[i]);
+        pop(c, o2);
+    }
+    /* cJSON keeps duplicate keys */
+    lk->nkeys = count;
+    {
+        size_t *first = malloc(count * sizeof(*first));
+
+        if (!first || !find_duplicates((const char *const *) &lk->keys[0].property, sizeof(*lk->keys),
+                                       count, first)) {
+            free(first);
+            oom(c);
+            pop(c, old);
+            return;
+        }
+        for (i = 0; i < count; i++)
+            if (first[i] != DW_MAP_NONE)
+                verr(c, "duplicate key %s", q(c, lk->keys[i].property));
+        free(first);
+    }
+    pop(c, old);
+}
+
 static void parse_field(struct vctx *c, const cJSON *j, struct dw_field *f)
 {
-    const cJSON *src, *tgt, *req, *val, *def, *cst;
+    const cJSON *src, *tgt, *req, *val, *def, *cst, *lkp;
     bool ok;
     size_t old;
 
@@ -574,18 +713,25 @@ static void parse_field(struct vctx *c, const cJSON *j, struct dw_field *f)
     val = get(j, "values");
     def = get(j, "default");
     cst = get(j, "const");
+    lkp = get(j, "lookup");
 
     if (!tgt)
         verr(c, "missing required key \"target\"");
-    if (cst) {
+    if (lkp) {
+        static const char *const excluded[] = {"source", "const", "values", "default"};
+
+        for (size_t i = 0; i < sizeof(excluded) / sizeof(excluded[0]); i++)
+            if (get(j, excluded[i]))
+                verr_at(c, excluded[i], "\"lookup\" cannot be combined with \"%s\"", excluded[i]);
+    } else if (cst) {
         static const char *const excluded[] = {"source", "values", "default", "required"};
 
         for (size_t i = 0; i < sizeof(excluded) / sizeof(excluded[0]); i++)
             if (get(j, excluded[i]))
                 verr_at(c, excluded[i], "\"const\" cannot be combined with \"%s\"", excluded[i]);
     } else if (!src)
-        verr(c, "a field needs \"source\" or \"const\"");
-    if (def && !val)
+        verr(c, "a field needs \"source\", \"const\" or \"lookup\"");
+    if (def && !val && !lkp)
         verr_at(c, "default", "\"default\" requires \"values\"");
 
     if (tgt) {
@@ -621,6 +767,11 @@ static void parse_field(struct vctx *c, const cJSON *j, struct dw_field *f)
         old = push(c, "default");
         f->default_value = text_or_null(c, def, &ok);
         f->has_default = ok;
+        pop(c, old);
+    }
+    if (lkp) {
+        old = push(c, "lookup");
+        parse_lookup(c, lkp, f);
         pop(c, old);
     }
 }
@@ -733,6 +884,9 @@ static void check_map(struct vctx *c, struct dw_map *m, size_t nsrc, size_t ntgt
             else if (!fd->source && fd->has_const)
                 verr_at(c, "const", "target key column %s must be mapped from source key column %s, "
                         "not set by \"const\"", q(c, tk), q(c, sk));
+            else if (!fd->source && fd->lookup)
+                verr_at(c, "lookup", "target key column %s must be mapped from source key column %s, "
+                        "not set by \"lookup\"", q(c, tk), q(c, sk));
             if (fd->has_values)
                 verr_at(c, "values", "key field %s cannot have \"values\"", q(c, tk));
             if (fd->has_default)

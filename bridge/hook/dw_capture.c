@@ -1,6 +1,6 @@
 /*
- * Capture: the row trigger dualwrite.capture(), the TRUNCATE guard
- * dualwrite.reject_truncate(), and the transaction's list of changes.
+ * Capture: the row trigger dualwrite.capture() and the transaction's list of
+ * changes.  (TRUNCATE of replicated tables is refused in dw_truncate.c.)
  *
  * A capture trigger's arguments are the comma-separated names of the table
  * maps covering its table (informational), then the columns to capture.  For
@@ -102,7 +102,6 @@ static MemoryContext render_cxt = NULL;
 static uint64 xact_generation = 1;
 
 PG_FUNCTION_INFO_V1(dw_capture);
-PG_FUNCTION_INFO_V1(dw_reject_truncate);
 
 static void
 relcache_inval(Datum arg, Oid relid)
@@ -603,35 +602,6 @@ dw_capture(PG_FUNCTION_ARGS)
 
     append_change(e, op, oldv, newv, bytes + strlen(e->table));
     MemoryContextReset(render_cxt);
-    return PointerGetDatum(NULL);
-}
-
-Datum
-dw_reject_truncate(PG_FUNCTION_ARGS)
-{
-    TriggerData *td = (TriggerData *) fcinfo->context;
-    Relation rel;
-    char *nsp;
-
-    check_trigger_call(fcinfo, "dualwrite.reject_truncate()");
-    if (!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
-        ereport(ERROR,
-                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                 errmsg("dualwrite: trigger \"%s\" must fire BEFORE TRUNCATE",
-                        td->tg_trigger->tgname)));
-    if (!dw_guc_enabled || (dw_guc_origin && dw_guc_origin[0] != '\0'))
-        return PointerGetDatum(NULL);
-    rel = td->tg_relation;
-    nsp = get_namespace_name(RelationGetNamespace(rel));
-    ereport(ERROR,
-            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-             errmsg("dualwrite: cannot truncate table \"%s.%s\": it is replicated to the target",
-                    nsp ? nsp : "?", RelationGetRelationName(rel)),
-             td->tg_trigger->tgnargs > 0 && td->tg_trigger->tgargs[0][0] != '\0'
-                 ? errdetail("Table maps: %s.", td->tg_trigger->tgargs[0])
-                 : 0,
-             errhint("Delete the rows with DELETE instead, so that the target deletes them "
-                     "too.")));
     return PointerGetDatum(NULL);
 }
 

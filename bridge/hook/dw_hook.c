@@ -1,6 +1,7 @@
 /*
- * The dualwrite extension's entry points: _PG_init (settings, callbacks), the
- * transaction callbacks, and the pre-commit step.
+ * The dualwrite extension's entry points: _PG_init (settings, callbacks, the
+ * TRUNCATE guard's utility hook), the transaction callbacks, and the
+ * pre-commit step.
  *
  * Pre-commit (XACT_EVENT_PRE_COMMIT, after deferred triggers, still inside
  * the transaction) is the only place where the hook may fail a transaction: a
@@ -357,6 +358,15 @@ check_reply(const char *id, const struct dw_bridge_reply *r)
                  errcontext("%s", verdict_context(id, v))));
         break;
     case DW_VERDICT_UNAVAILABLE:
+        /* the bridge refuses new batches while it drains for a shutdown; the target is fine */
+        if (v->stage && strcmp(v->stage, "shutdown") == 0)
+            ereport(ERROR,
+                    (errcode(ERRCODE_DW_TARGET_UNAVAILABLE),
+                     errmsg("dualwrite: the bridge is shutting down"),
+                     errdetail_internal("%s", verdict_detail(v)),
+                     v->hint ? errhint("%s", bridge_text(v->hint))
+                             : errhint("Retry the transaction when the bridge is back."),
+                     errcontext("%s", verdict_context(id, v))));
         ereport(ERROR,
                 (errcode(ERRCODE_DW_TARGET_UNAVAILABLE),
                  errmsg("dualwrite: the target is unavailable"),
@@ -503,4 +513,5 @@ _PG_init(void)
     define_settings();
     RegisterXactCallback(xact_callback, NULL);
     RegisterSubXactCallback(subxact_callback, NULL);
+    dw_truncate_init();
 }

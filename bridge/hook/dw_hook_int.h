@@ -1,12 +1,14 @@
 /*
- * Internal interface of the dualwrite extension, shared by its three files:
+ * Internal interface of the dualwrite extension, shared by its four files:
  *
  *   dw_hook.c     _PG_init, the settings, the transaction callbacks, and the
  *                 pre-commit step that turns the bridge's verdict into COMMIT
  *                 or an ERROR;
- *   dw_capture.c  the capture and TRUNCATE triggers, value rendering, and the
- *                 transaction's list of changes with its subtransaction
- *                 bookkeeping;
+ *   dw_capture.c  the capture trigger, value rendering, and the transaction's
+ *                 list of changes with its subtransaction bookkeeping;
+ *   dw_truncate.c TRUNCATE of replicated tables refused: the BEFORE TRUNCATE
+ *                 trigger, and a utility hook that also covers partitions,
+ *                 inheritance children and CASCADE;
  *   dw_client.c   the HTTP/1.1 client to the bridge: one keep-alive socket per
  *                 backend, non-blocking I/O, an interruptible wait.
  *
@@ -60,6 +62,11 @@ void dw_capture_subxact(SubXactEvent event, SubTransactionId my_subid,
 /* Append the whole batch (begin, every change, end) to b. */
 void dw_capture_encode(struct dw_buf *b, const char *id, const char *system,
                        const char *database, const char *xid, int64 deadline_ms);
+
+/* ---- TRUNCATE (dw_truncate.c) ---- */
+
+/* Install the ProcessUtility hook (chained to the previous one); from _PG_init. */
+void dw_truncate_init(void);
 
 /* ---- client (dw_client.c) ---- */
 

@@ -247,8 +247,9 @@ static enum MHD_Result handle_batch(struct dw_http *http, struct MHD_Connection 
     if (atomic_load(&http->stopping)) {
         dw_metrics_inflight_add(-1);
         dw_buf_init(&out);
-        code = dw_pipeline_refuse(503, "pre-validation", "the bridge is shutting down; retry the transaction "
-                                                         "when it is back", &out);
+        /* stage "shutdown": the hook tells this apart from a target that is down */
+        code = dw_pipeline_refuse(503, "shutdown", "the bridge is shutting down; retry the transaction "
+                                                   "when it is back", &out);
         return send_body(c, code, &out, "application/json", true, NULL, NULL);
     }
     /* in flight until the response is sent (completed_cb), so the drain does not cut it off */

@@ -8,6 +8,17 @@
  * the lock again to remove the entry or to clear the mark.  The mark also
  * keeps an outcome message and the resolver from sending COMMIT PREPARED for
  * the same gid at once (the second would fail with "is busy").
+ *
+ * Settling is idempotent at the level of the table, so that each batch is
+ * settled (and counted, and logged) once.  A resolver pass lists the target's
+ * prepared transactions and then looks at them one by one; an outcome message
+ * may settle a listed gid in between.  Were the entry simply gone, the pass
+ * would take the gid for one nobody registered and settle it a second time
+ * (COMMIT PREPARED finds nothing and counts as done).  So a settled entry
+ * leaves a record behind: while it exists, the resolver is told the gid is
+ * being settled and leaves it alone, and the record goes once a listing that
+ * began after the settle has been swept (a gid that such a listing still
+ * shows is then judged afresh by the next pass, as one found on the target).
  */
 #include "bridge/service/dw_outcome.h"
 
@@ -22,10 +33,26 @@
 #include "bridge/service/dw_state.h"
 
 #define SETTLE_TIMEOUT_MS 30000
+/*
+ * A settled record outlives any listing that could predate it by far; one
+ * older than this goes even when no sweep confirmed it (its connector was
+ * removed, or listing it keeps failing), which at worst brings back a
+ * redundant COMMIT PREPARED.
+ */
+#define SETTLED_KEEP_MS 60000
+
+/* A batch settled by this process, kept until the resolver has seen it gone. */
+struct settled_rec {
+    char id[sizeof(((struct dw_indoubt_info *) NULL)->id)];
+    char connector[sizeof(((struct dw_indoubt_info *) NULL)->connector)];
+    int64_t at_ms;              /* when COMMIT/ROLLBACK PREPARED returned (dw_now_ms clock) */
+};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dw_indoubt_info *entries;
 static size_t nentries, capentries;
+static struct settled_rec *settled;
+static size_t nsettled, capsettled;
 
 void dw_outcome_init(void)
 {
@@ -37,6 +64,9 @@ void dw_outcome_cleanup(void)
     free(entries);
     entries = NULL;
     nentries = capentries = 0;
+    free(settled);
+    settled = NULL;
+    nsettled = capsettled = 0;
     pthread_mutex_unlock(&lock);
 }
 
@@ -95,6 +125,55 @@ static void remove_at(size_t i)
 {
     entries[i] = entries[nentries - 1];
     nentries--;
+}
+
+/* Under lock. */
+static struct settled_rec *find_settled(const char *id)
+{
+    for (size_t i = 0; i < nsettled; i++) {
+        if (strcmp(settled[i].id, id) == 0)
+            return &settled[i];
+    }
+    return NULL;
+}
+
+/* Under lock: drop the records that match (connector NULL: any) and are older than before_ms. */
+static void drop_settled(const char *connector, int64_t before_ms)
+{
+    for (size_t i = 0; i < nsettled;) {
+        if (settled[i].at_ms < before_ms && (!connector || strcmp(settled[i].connector, connector) == 0))
+            settled[i] = settled[--nsettled];
+        else
+            i++;
+    }
+}
+
+/*
+ * Under lock: remember that id was settled just now.  Out of memory, the
+ * record is not kept; the worst that follows is a redundant settle.
+ */
+static void remember_settled(const char *id, const char *connector)
+{
+    struct settled_rec *r = find_settled(id);
+    int64_t now = dw_now_ms();
+
+    if (!r) {
+        if (nsettled == capsettled)
+            drop_settled(NULL, now - SETTLED_KEEP_MS);
+        if (nsettled == capsettled) {
+            size_t cap = capsettled ? capsettled * 2 : 32;
+            struct settled_rec *p = realloc(settled, cap * sizeof(*p));
+
+            if (!p)
+                return;
+            settled = p;
+            capsettled = cap;
+        }
+        r = &settled[nsettled++];
+        snprintf(r->id, sizeof(r->id), "%s", id);
+    }
+    snprintf(r->connector, sizeof(r->connector), "%s", connector);
+    r->at_ms = now;
 }
 
 /* Under lock: a new zeroed entry, or NULL when out of memory. */
@@ -197,9 +276,25 @@ dw_decide_result dw_outcome_decide(const char *id, dw_decision d, dw_decision *p
 void dw_outcome_observe(const char *id, const char *connector, struct dw_indoubt_info *info)
 {
     struct dw_indoubt_info *e;
+    const struct settled_rec *rec;
 
     pthread_mutex_lock(&lock);
     e = find(id);
+    if (!e && (rec = find_settled(id)) != NULL) {
+        /*
+         * Settled by this process moments ago, probably after the caller's
+         * listing began: not a new gid.  Described as being settled, so that
+         * the resolver leaves it alone; the sweep of a later listing decides.
+         */
+        memset(info, 0, sizeof(*info));
+        snprintf(info->id, sizeof(info->id), "%s", id);
+        snprintf(info->connector, sizeof(info->connector), "%s", connector);
+        info->state = DW_INDOUBT_PREPARED;
+        info->settling = true;
+        info->since_ms = rec->at_ms;
+        pthread_mutex_unlock(&lock);
+        return;
+    }
     if (!e) {
         e = add(id, connector);
         if (e) {
@@ -239,6 +334,13 @@ void dw_outcome_mark_reported(const char *id)
 void dw_outcome_sweep(const char *connector, const char *const *ids, size_t nids, int64_t listed_at_ms)
 {
     pthread_mutex_lock(&lock);
+    /*
+     * A record settled before this listing began has done its work: either
+     * the listing no longer shows its gid, or the gid is on the target again
+     * and the next pass judges it like any gid nobody registered.
+     */
+    drop_settled(connector, listed_at_ms);
+    drop_settled(NULL, dw_now_ms() - SETTLED_KEEP_MS);
     for (size_t i = 0; i < nentries;) {
         struct dw_indoubt_info *e = &entries[i];
         bool listed = false;
@@ -285,16 +387,18 @@ size_t dw_outcome_list(struct dw_indoubt_info **out)
     return n;
 }
 
-/* Clear the settling mark; drop the entry when settled. */
-static void settle_done(const char *id, bool settled)
+/* Clear the settling mark; when done, replace the entry by a settled record. */
+static void settle_done(const char *id, bool done)
 {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < nentries; i++) {
         if (strcmp(entries[i].id, id) == 0) {
-            if (settled)
+            if (done) {
+                remember_settled(id, entries[i].connector);
                 remove_at(i);
-            else
+            } else {
                 entries[i].settling = false;
+            }
             break;
         }
     }

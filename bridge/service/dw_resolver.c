@@ -2,9 +2,10 @@
  * The resolver thread.
  *
  * It trusts only two things: the list of prepared transactions on the target
- * and the source's commit log.  Everything it does is idempotent (settling a
- * gid that is already gone is not an error), so a pass that races with an
- * outcome message or with a worker costs at most a redundant query.  Only
+ * and the source's commit log.  A pass that races with an outcome message or
+ * with a worker costs at most a redundant query: a gid the outcome settled
+ * after the pass listed it is recognised as settled (dw_outcome.c keeps a
+ * record of it), not taken for a new one and settled twice.  Only
  * one rule protects correctness: a transaction a worker is still preparing
  * (registered, not yet prepared) is never judged, because until the worker
  * answers, the source transaction is legitimately "in progress" or, if the
@@ -190,6 +191,33 @@ static void settle(const char *id, const char *by)
         dw_warn("resolver: %s; will retry", err.message);
 }
 
+/*
+ * Record the source's verdict and settle.  An outcome message may have
+ * settled the batch since the pass looked at it: then there is nothing to
+ * do, and nothing to announce.
+ */
+static void decide_and_settle(const struct dw_indoubt_info *info, dw_decision d)
+{
+    bool commit = d == DW_DECISION_COMMIT;
+    dw_decision previous = DW_DECISION_NONE;
+
+    switch (dw_outcome_decide(info->id, d, &previous)) {
+    case DW_DECIDE_UNKNOWN:
+        dw_debug("resolver: batch %s was settled meanwhile", info->id);
+        return;
+    case DW_DECIDE_CONFLICT:
+        dw_logerr("resolver: source transaction %s %s, but batch %s was decided \"%s\" earlier; keeping "
+                  "the earlier decision", info->xid, commit ? "committed" : "aborted", info->id,
+                  dw_decision_name(previous));
+        break;
+    case DW_DECIDE_OK:
+        dw_info("resolver: source transaction %s %s; %s batch %s", info->xid, commit ? "committed" : "aborted",
+                commit ? "committing" : "rolling back", info->id);
+        break;
+    }
+    settle(info->id, "resolver");
+}
+
 static void cannot_decide(const struct dw_indoubt_info *info, const char *why)
 {
     char gid[sizeof(info->id) + sizeof(DW_GID_PREFIX)], quoted[256];
@@ -237,14 +265,10 @@ static bool judge(const struct dw_indoubt_info *info, bool source_ok, const char
     }
     switch (source_xact_status(info->xid, msg, sizeof(msg))) {
     case XACT_COMMITTED:
-        dw_info("resolver: source transaction %s committed; committing batch %s", info->xid, info->id);
-        dw_outcome_decide(info->id, DW_DECISION_COMMIT, NULL);
-        settle(info->id, "resolver");
+        decide_and_settle(info, DW_DECISION_COMMIT);
         break;
     case XACT_ABORTED:
-        dw_info("resolver: source transaction %s aborted; rolling back batch %s", info->xid, info->id);
-        dw_outcome_decide(info->id, DW_DECISION_ROLLBACK, NULL);
-        settle(info->id, "resolver");
+        decide_and_settle(info, DW_DECISION_ROLLBACK);
         break;
     case XACT_IN_PROGRESS:
         dw_debug("resolver: source transaction %s of batch %s is still in progress", info->xid, info->id);

@@ -295,6 +295,16 @@ dw_errcode dw_odbc_error(struct odbc_session *s, SQLSMALLINT htype, SQLHANDLE h,
         s->base.broken = true;
         code = dw_error_set(err, DW_ERR_CONNECT, "lost the connection to the target while %s: %s",
                             what, d.message);
+    } else if (is_mysql(s) && d.native == 1242) {
+        /*
+         * Our MariaDB upsert fails this way on purpose when the new row collides
+         * with another row on a unique key that is not the map's key (see the
+         * upsert in dw_odbc_stmt.c); say so, with the SQLSTATE of a unique violation.
+         */
+        code = dw_error_set(err, DW_ERR_TARGET,
+                             "duplicate key value: the row conflicts with another row on a unique "
+                             "key other than the target key");
+        dw_error_sqlstate(err, "23000");
     } else {
         code = dw_error_set(err, d.timeout ? DW_ERR_TIMEOUT : DW_ERR_TARGET, "%s", d.message);
     }

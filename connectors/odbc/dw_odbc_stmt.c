@@ -98,15 +98,30 @@ static void build_sql(struct odbc_session *s, odbc_stmt_kind kind, const struct 
     case ODBC_STMT_UPSERT:
         insert_head(s, op);
         if (s->dialect == ODBC_UPSERT_ON_DUPLICATE_KEY) {
+            /*
+             * ON DUPLICATE KEY fires on a conflict with ANY unique key, and would
+             * then overwrite a different row.  The first assignment keeps the key
+             * when the conflicting row is ours and otherwise fails the statement
+             * (a subquery of two rows: error 1242, which the connector reports
+             * as a unique-key conflict); it comes first because MariaDB applies
+             * the assignments left to right.
+             */
             dw_buf_puts(b, " ON DUPLICATE KEY UPDATE ");
-            if (op->ncolumns == op->nkey) {
-                dw_odbc_quote_ident(s, b, op->columns[0]);
-                dw_buf_puts(b, " = ");
-                dw_odbc_quote_ident(s, b, op->columns[0]);
+            dw_odbc_quote_ident(s, b, op->columns[0]);
+            dw_buf_puts(b, " = IF(");
+            for (size_t i = 0; i < op->nkey; i++) {
+                if (i > 0)
+                    dw_buf_puts(b, " AND ");
+                dw_odbc_quote_ident(s, b, op->columns[i]);
+                dw_buf_puts(b, " <=> VALUES(");
+                dw_odbc_quote_ident(s, b, op->columns[i]);
+                dw_buf_putc(b, ')');
             }
+            dw_buf_puts(b, ", ");
+            dw_odbc_quote_ident(s, b, op->columns[0]);
+            dw_buf_puts(b, ", (SELECT 1 UNION ALL SELECT 2))");
             for (size_t i = op->nkey; i < op->ncolumns; i++) {
-                if (i > op->nkey)
-                    dw_buf_puts(b, ", ");
+                dw_buf_puts(b, ", ");
                 dw_odbc_quote_ident(s, b, op->columns[i]);
                 dw_buf_puts(b, " = VALUES(");
                 dw_odbc_quote_ident(s, b, op->columns[i]);

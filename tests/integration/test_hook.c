@@ -499,6 +499,27 @@ static void test_prevalidation_throttle_unavailable(void)
     ASSERT_FAILS(r, "YW005", "target is unavailable");
     DW_ASSERT_CONTAINS(r.detail, "connection refused");
     CU_ASSERT_EQUAL(count_rows("orders", "true"), 0);
+
+    /* the bridge is draining for a shutdown: it says so, and the target is not blamed */
+    b = fake_behaviour_ok();
+    b.mode = FAKE_RAW;   /* exactly what dualwrited sends while it drains: a verdict without id */
+    b.raw = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Content-Length: {clen}\r\nConnection: close\r\n\r\n"
+            "{\"status\":\"unavailable\",\"stage\":\"shutdown\",\"message\":\"the bridge is "
+            "shutting down; retry the transaction when it is back\"}";
+    b.close_after = true;
+    behave(&b);
+    r = q(db, "INSERT INTO orders (id, status) VALUES (1, 'x')");
+    ASSERT_FAILS(r, "YW005", "dualwrite: the bridge is shutting down");
+    CU_ASSERT_PTR_NULL(strstr(r.msg, "target"));
+    DW_ASSERT_CONTAINS(r.detail, "shutting down");
+    DW_ASSERT_CONTAINS(r.hint, "Retry the transaction when the bridge is back");
+    DW_ASSERT_CONTAINS(r.context, "stage \"shutdown\"");
+    CU_ASSERT_EQUAL(count_rows("orders", "true"), 0);
+    /* and the next transaction goes through once the bridge is back */
+    behave_ok();
+    ASSERT_OK(q(db, "INSERT INTO orders (id, status) VALUES (1, 'x')"));
+    CU_ASSERT_EQUAL(count_rows("orders", "true"), 1);
 }
 
 static void test_bridge_not_listening_fails_fast(void)
@@ -882,6 +903,86 @@ static void test_truncate_refused(void)
     CU_ASSERT_EQUAL(count_rows("orders", "true"), 0);
 }
 
+/*
+ * TRUNCATE reaches tables that carry no TRUNCATE trigger of their own:
+ * partitions (PostgreSQL does not clone statement triggers onto them),
+ * inheritance children, and referencing tables with CASCADE.  The utility
+ * hook follows it there; ONLY is respected, and the two bypasses apply.
+ */
+static void test_truncate_partitions_inheritance_cascade(void)
+{
+    struct res r;
+
+    fresh();
+    PQclear(dw_sql(db,
+                   "CREATE TABLE tr_regions (code text PRIMARY KEY);"
+                   "INSERT INTO tr_regions VALUES ('eu'), ('us');"
+                   "CREATE TABLE tr_sales (id int, region text REFERENCES tr_regions) "
+                   "  PARTITION BY LIST (region);"
+                   "CREATE TABLE tr_sales_eu PARTITION OF tr_sales FOR VALUES IN ('eu');"
+                   "CREATE TABLE tr_sales_us PARTITION OF tr_sales FOR VALUES IN ('us') "
+                   "  PARTITION BY RANGE (id);"
+                   "CREATE TABLE tr_sales_us_low PARTITION OF tr_sales_us FOR VALUES FROM (0) TO (1000);"
+                   "CREATE TABLE tr_base (id int);"
+                   "CREATE TABLE tr_child (note text) INHERITS (tr_base);"));
+    install_triggers("tr_sales", "sales", "'id', 'region'");
+    install_triggers("tr_child", "child", "'id'");
+    ASSERT_OK(q(db, "BEGIN; INSERT INTO tr_sales VALUES (1, 'eu'), (2, 'us'), (3, 'us');"
+                    "INSERT INTO tr_base VALUES (1); INSERT INTO tr_child VALUES (2, 'x'); COMMIT"));
+    CU_ASSERT_EQUAL(fake_bridge_batch_count(fb), 1);
+
+    /* the partitioned table itself */
+    r = q(db, "TRUNCATE tr_sales");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales\"");
+    /* one partition, with and without ONLY, one and two levels down */
+    r = q(db, "TRUNCATE tr_sales_eu");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales_eu\": it is replicated");
+    DW_ASSERT_CONTAINS(r.detail, "partition of table \"public.tr_sales\"");
+    DW_ASSERT_CONTAINS(r.detail, "Table maps: sales.");
+    DW_ASSERT_CONTAINS(r.hint, "DELETE");
+    r = q(db, "TRUNCATE ONLY tr_sales_eu");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales_eu\"");
+    r = q(db, "TRUNCATE ONLY tr_sales_us_low");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales_us_low\"");
+    DW_ASSERT_CONTAINS(r.detail, "partition of table \"public.tr_sales\"");
+    r = q(db, "TRUNCATE tr_sales_us");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales_us");
+    /* from a function (a nested statement), and with an unmapped table first in the list */
+    r = q(db, "DO $$ BEGIN TRUNCATE tr_sales_eu; END $$");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales_eu\"");
+    r = q(db, "TRUNCATE unmapped, tr_sales_eu");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales_eu\"");
+    /* CASCADE reaches the partitions through their foreign key */
+    r = q(db, "TRUNCATE tr_regions CASCADE");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_sales");
+    CU_ASSERT_EQUAL(count_rows("tr_sales", "true"), 3);
+    CU_ASSERT_EQUAL(count_rows("tr_regions", "true"), 2);
+
+    /* inheritance: the parent reaches its mapped child, unless ONLY */
+    r = q(db, "TRUNCATE tr_base");
+    ASSERT_FAILS(r, "0A000", "cannot truncate table \"public.tr_child\"");
+    DW_ASSERT_CONTAINS(r.detail, "Table maps: child.");
+    CU_ASSERT_EQUAL(count_rows("tr_base", "true"), 2);
+    ASSERT_OK(q(db, "TRUNCATE ONLY tr_base"));
+    CU_ASSERT_EQUAL(count_rows("tr_base", "true"), 1);
+    CU_ASSERT_EQUAL(count_rows("tr_child", "true"), 1);
+
+    /* an unmapped table is none of our business */
+    ASSERT_OK(q(db, "INSERT INTO unmapped VALUES (1, 'a')"));
+    ASSERT_OK(q(db, "TRUNCATE unmapped"));
+    CU_ASSERT_EQUAL(count_rows("unmapped", "true"), 0);
+    CU_ASSERT_EQUAL(fake_bridge_batch_count(fb), 1);
+
+    /* the two bypasses, the same as the trigger's */
+    ASSERT_OK(q(db, "SET dualwrite.enabled = off; TRUNCATE tr_sales_eu; RESET dualwrite.enabled"));
+    CU_ASSERT_EQUAL(count_rows("tr_sales", "region = 'eu'"), 0);
+    ASSERT_OK(q(db, "SET dualwrite.origin = 'test'; TRUNCATE ONLY tr_sales_us_low; "
+                    "RESET dualwrite.origin"));
+    CU_ASSERT_EQUAL(count_rows("tr_sales", "true"), 0);
+    CU_ASSERT_EQUAL(fake_bridge_batch_count(fb), 1);
+    PQclear(dw_sql(db, "DROP TABLE tr_sales, tr_regions, tr_base, tr_child"));
+}
+
 static void test_settings_privileges(void)
 {
     PGconn *app;
@@ -1155,7 +1256,7 @@ static const struct dw_cunit_test tests[] = {
     {"commit keeps rows, bridge gets the exact batch", test_commit_keeps_rows_and_sends_exact_batch},
     {"prepared verdict commits", test_prepared_verdict_commits},
     {"rejected: COMMIT fails with target SQLSTATE", test_rejected_fails_commit_with_target_sqlstate},
-    {"pre-validation, throttled, unavailable", test_prevalidation_throttle_unavailable},
+    {"pre-validation, throttled, unavailable, shutting down", test_prevalidation_throttle_unavailable},
     {"bridge not listening: fast failure", test_bridge_not_listening_fails_fast},
     {"bridge never answers: commit_timeout", test_never_answering_bridge_times_out},
     {"pg_cancel_backend during the wait", test_cancel_during_wait_aborts_promptly},
@@ -1168,6 +1269,7 @@ static const struct dw_cunit_test tests[] = {
     {"origin, kill switch, unmapped: nothing sent", test_origin_and_unmapped_send_nothing},
     {"PREPARE TRANSACTION refused", test_prepare_transaction_refused},
     {"TRUNCATE refused", test_truncate_refused},
+    {"TRUNCATE of partitions, children, CASCADE", test_truncate_partitions_inheritance_cascade},
     {"settings: privileges and validation", test_settings_privileges},
     {"TCP bridge with bearer token", test_tcp_bridge_with_token},
     {"abort after the verdict: outcome aborted", test_abort_after_verdict_sends_aborted_outcome},

@@ -6,8 +6,9 @@
  * outcome), a target rejection fails COMMIT with the target's own SQLSTATE, a
  * map rule fails it before the target is touched, a savepoint's rolled-back
  * rows never reach the target, a bridge restart costs one failed transaction,
- * and a COMMIT canceled while the target is slow leaves nothing on the target
- * once the resolver has asked the source (DESIGN.md section 2, failure matrix).
+ * a COMMIT canceled while the target is slow leaves nothing on the target
+ * once the resolver has asked the source (DESIGN.md section 2, failure matrix),
+ * and a COMMIT that reaches a bridge draining for shutdown says so.
  *
  * Skips (77) when dualwrited has not been built.
  */
@@ -38,6 +39,7 @@ struct res {
     char state[6];
     char msg[1024];
     char detail[1024];
+    char hint[512];
 };
 
 static long now_ms(void)
@@ -70,6 +72,8 @@ static struct res q(PGconn *c, const char *fmt, ...)
     snprintf(out.msg, sizeof(out.msg), "%s", v ? v : (out.ok ? "" : PQerrorMessage(c)));
     v = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
     snprintf(out.detail, sizeof(out.detail), "%s", v ? v : "");
+    v = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
+    snprintf(out.hint, sizeof(out.hint), "%s", v ? v : "");
     PQclear(r);
     free(sql);
     if (!out.ok)
@@ -351,6 +355,81 @@ static void test_cancel_while_target_is_slow(void)
     PQfinish(other);
 }
 
+/* Wait until a session on the target waits for a lock (the bridge's apply is blocked). */
+static bool target_lock_wait(void)
+{
+    for (int i = 0; i < 400; i++) {
+        const char *v = dw_sql_value(tgt, "SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE wait_event_type = 'Lock'");
+
+        if (v && atol(v) > 0)
+            return true;
+        usleep(25000);
+    }
+    return false;
+}
+
+/*
+ * A COMMIT that reaches the bridge while it drains for a shutdown: the error
+ * says that the bridge is shutting down (the target is fine), and the batch
+ * that was in flight still commits on both sides.
+ */
+static void test_bridge_shutting_down(void)
+{
+    PGconn *blocker = dw_pg_cluster_connect(&tgt_cluster, "postgres");
+    PGconn *other = dw_pg_cluster_connect(&src_cluster, "postgres");
+    struct stat st;
+    struct res r;
+    PGresult *res;
+    long deadline;
+
+    /* other's backend opens its kept-alive connection to the bridge */
+    CU_ASSERT(q(other, "INSERT INTO orders VALUES (11, 'warm', 1)").ok);
+    /* src's batch waits on the target, so the bridge has a batch in flight when told to stop */
+    PQclear(dw_sql(blocker, "BEGIN; INSERT INTO orders VALUES (12, 'blocker', 0)"));
+    CU_ASSERT_FATAL(PQsendQuery(src, "INSERT INTO orders VALUES (12, 'app', 1)") == 1);
+    CU_ASSERT(target_lock_wait());
+    kill(daemon_pid, SIGTERM);
+    /* the socket file goes first: the bridge is draining */
+    deadline = now_ms() + 10000;
+    while (stat(sock_path, &st) == 0 && now_ms() < deadline)
+        usleep(20000);
+    CU_ASSERT(stat(sock_path, &st) != 0);
+
+    r = q(other, "INSERT INTO orders VALUES (13, 'late', 1)");
+    CU_ASSERT(!r.ok);
+    DW_ASSERT_STREQ(r.state, "YW005");
+    DW_ASSERT_CONTAINS(r.msg, "dualwrite: the bridge is shutting down");
+    CU_ASSERT_PTR_NULL(strstr(r.msg, "target"));
+    DW_ASSERT_CONTAINS(r.hint, "Retry the transaction when the bridge is back");
+    /* (src is busy with its COMMIT) */
+    CU_ASSERT_STRING_EQUAL(dw_sql_value(other, "SELECT count(*) FROM orders WHERE id = 13"), "0");
+
+    /* the batch in flight finishes, then the bridge exits */
+    PQclear(dw_sql(blocker, "ROLLBACK"));
+    res = PQgetResult(src);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        fprintf(stderr, "    (the batch in flight: %s)\n", PQresultErrorMessage(res));
+    CU_ASSERT(PQresultStatus(res) == PGRES_COMMAND_OK);
+    PQclear(res);
+    while ((res = PQgetResult(src)) != NULL)
+        PQclear(res);
+    waitpid(daemon_pid, NULL, 0);
+    daemon_pid = -1;
+    CU_ASSERT_EQUAL(src_count("id = 12"), 1);
+
+    /* back: the outcome of 12 may have missed the old process; the resolver settles it */
+    CU_ASSERT_FATAL(start_daemon());
+    CU_ASSERT(settled(15000));
+    CU_ASSERT_EQUAL(tgt_count("id = 12 AND status = 'app'"), 1);
+    CU_ASSERT_EQUAL(tgt_count("id = 13"), 0);
+    CU_ASSERT(q(other, "INSERT INTO orders VALUES (13, 'again', 1)").ok);
+    CU_ASSERT(settled(10000));
+    CU_ASSERT_EQUAL(tgt_count("id = 13"), 1);
+    PQfinish(blocker);
+    PQfinish(other);
+}
+
 static const struct dw_cunit_test tests[] = {
     {"commit reaches the target", test_commit_reaches_target},
     {"target rejection is the COMMIT error", test_target_rejection_is_the_commit_error},
@@ -358,6 +437,7 @@ static const struct dw_cunit_test tests[] = {
     {"rolled-back savepoint never reaches the target", test_savepoint_rows_never_reach_target},
     {"bridge restart", test_bridge_restart},
     {"cancel while the target is slow", test_cancel_while_target_is_slow},
+    {"bridge shutting down", test_bridge_shutting_down},
 };
 
 int main(void)

@@ -1,12 +1,15 @@
 /*
  * dualwrited's operations against real clusters: the resolver settling from
- * the source's commit log (no outcome message), kill -9 with prepared batches
- * and restart, SIGHUP with a broken configuration or map (the old one keeps
- * working), --check and start-up errors, a target that goes away and comes
- * back, and SIGTERM with a batch in flight (drained, answered, not lost).
+ * the source's commit log (no outcome message), outcome messages racing an
+ * eager resolver (each batch settled and counted once), kill -9 with prepared
+ * batches and restart, SIGHUP with a broken configuration or map (the old one
+ * keeps working), --check and start-up errors, a target that goes away and
+ * comes back, and SIGTERM with a batch in flight (drained, answered, not
+ * lost; a new batch meanwhile refused with stage "shutdown").
  * The harness is in svc_harness.h.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,8 @@
 #include <CUnit/Basic.h>
 
 #include "tests/integration/svc_harness.h"
+
+static long status_generation(void);
 
 /* ------------------------------------------------------------ tests */
 
@@ -99,6 +104,216 @@ static void test_resolver_leaves_undecidable(void)
     } while (now_ms() < end);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"in_doubt\":[]"));
     resp_free(&r);
+}
+
+/*
+ * An outcome message and a resolver pass settling the same batch: the
+ * resolver lists a gid, the outcome commits it and forgets it, and the
+ * resolver must not take the gid for a new, undecided one and settle it a
+ * second time.  With a resolver that runs all the time and no grace period,
+ * several backends' batches race with it; each must be settled (and counted)
+ * exactly once, and no attempt may find its prepared transaction gone.
+ */
+#define RACE_THREADS 4
+#define RACE_BATCHES 40
+#define RACE_HELD 5          /* with RACE_THREADS, below the target's max_prepared_transactions */
+
+struct race_worker {
+    int index;
+    int failures;
+    int committed, aborted;
+    char last_error[512];
+};
+
+static void *race_main(void *arg)
+{
+    struct race_worker *w = arg;
+    char ci[512], path[256];
+    PGconn *src;
+    int fd;
+
+    dw_pg_cluster_conninfo(&source, "postgres", ci, sizeof(ci));
+    src = PQconnectdb(ci);
+    fd = connect_unix();
+    if (PQstatus(src) != CONNECTION_OK || fd < 0) {
+        w->failures++;
+        snprintf(w->last_error, sizeof(w->last_error), "could not connect");
+        PQfinish(src);
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    for (int i = 0; i < RACE_BATCHES; i++) {
+        PGresult *res;
+        char xid[32], *batch, *change;
+        struct resp r;
+        bool commit = i % 4 != 3;
+
+        PQclear(PQexec(src, "BEGIN"));
+        res = PQexec(src, "SELECT pg_current_xact_id()::text");
+        snprintf(xid, sizeof(xid), "%s", PQresultStatus(res) == PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "0");
+        PQclear(res);
+        change = ins(5000 + w->index * 1000 + i, "\"race\"", "\"1\"");
+        batch = batch_json(sysid, xid, 20000, change);
+        free(change);
+        memset(&r, 0, sizeof(r));
+        r.status = -1;
+        if (!send_request(fd, "POST", "/v1/batches", NULL, batch, strlen(batch)) ||
+            !read_response(fd, &r, RESPONSE_TIMEOUT_MS) || r.status != 200) {
+            w->failures++;
+            snprintf(w->last_error, sizeof(w->last_error), "batch %d: %d %s", i, r.status, r.body ? r.body : "");
+            free(r.body);
+            free(batch);
+            PQclear(PQexec(src, "ROLLBACK"));
+            break;
+        }
+        free(r.body);
+        free(batch);
+        PQclear(PQexec(src, commit ? "COMMIT" : "ROLLBACK"));
+        if (commit)
+            w->committed++;
+        else
+            w->aborted++;
+        snprintf(path, sizeof(path), "/v1/batches/%s:5:%s/outcome", sysid, xid);
+        memset(&r, 0, sizeof(r));
+        r.status = -1;
+        if (!send_request(fd, "POST", path, NULL, commit ? "{\"outcome\":\"committed\"}" : "{\"outcome\":\"aborted\"}",
+                          commit ? 23 : 21) ||
+            !read_response(fd, &r, RESPONSE_TIMEOUT_MS) || (r.status != 204 && r.status != 404)) {
+            /* 404: the resolver settled it first, which is fine */
+            w->failures++;
+            snprintf(w->last_error, sizeof(w->last_error), "outcome %d: %d", i, r.status);
+        }
+        free(r.body);
+    }
+    close(fd);
+    PQfinish(src);
+    return NULL;
+}
+
+/* The settled counters of /v1/status; false when they cannot be read. */
+static bool settled_counters(long *commit, long *rollback)
+{
+    struct resp r;
+    bool ok = false;
+
+    if (call("GET", "/v1/status", NULL, &r) == 200) {
+        const char *p = strstr(r.body, "\"settled\":{\"commit\":");
+
+        ok = p && sscanf(p, "\"settled\":{\"commit\":%ld,\"rollback\":%ld}", commit, rollback) == 2;
+    }
+    resp_free(&r);
+    return ok;
+}
+
+static bool in_doubt_empty(void)
+{
+    struct resp r;
+    bool empty = call("GET", "/v1/status", NULL, &r) == 200 && strstr(r.body, "\"in_doubt\":[]") != NULL;
+
+    resp_free(&r);
+    return empty;
+}
+
+/* Rewrite the resolver's settings in the configuration file and reload; false when no reload happened. */
+static bool set_resolver(const char *from, const char *to)
+{
+    char *text = read_file(cfg_path), *at = strstr(text, from);
+    long gen = status_generation();
+    int64_t end = now_ms() + 10000;
+
+    if (!at) {
+        free(text);
+        return false;
+    }
+    write_file(cfg_path, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from));
+    free(text);
+    kill(daemon_pid, SIGHUP);
+    while (now_ms() < end && status_generation() == gen)
+        sleep_ms(50);
+    return status_generation() > gen;
+}
+
+static void test_outcome_and_resolver_settle_once(void)
+{
+    static const char normal[] = "\"resolver\": {\"interval_ms\": 200, \"grace_ms\": 1000}";
+    static const char eager[] = "\"resolver\": {\"interval_ms\": 10, \"grace_ms\": 0}";
+    pthread_t threads[RACE_THREADS];
+    struct race_worker workers[RACE_THREADS];
+    struct src_tx held[RACE_HELD];
+    long commit0 = -1, rollback0 = -1, commit1 = -1, rollback1 = -1, committed = 0, aborted = 0;
+    char *log_before = read_file(log_path), *log_after, *tail;
+    size_t log_start = strlen(log_before);
+    int64_t end;
+
+    free(log_before);
+    CU_ASSERT_TRUE_FATAL(set_resolver(normal, eager));
+    CU_ASSERT_TRUE_FATAL(wait_prepared_count(0, 10000));
+    CU_ASSERT_TRUE_FATAL(settled_counters(&commit0, &rollback0));
+
+    /*
+     * Batches whose source transactions stay open: every pass asks the source
+     * about each of them before it reaches the newer gids in its list, which
+     * widens the window in which an outcome settles a gid the pass has listed.
+     */
+    for (int k = 0; k < RACE_HELD; k++) {
+        struct resp r;
+        char *change = ins(4900 + k, "\"held\"", "\"1\"");
+
+        src_begin(&held[k]);
+        CU_ASSERT_EQUAL(post_batch(held[k].xid, change, &r), 200);
+        resp_free(&r);
+        free(change);
+    }
+    memset(workers, 0, sizeof(workers));
+    for (int i = 0; i < RACE_THREADS; i++) {
+        workers[i].index = i;
+        pthread_create(&threads[i], NULL, race_main, &workers[i]);
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        if (workers[i].failures)
+            fprintf(stderr, "worker %d: %d failures, last: %s\n", i, workers[i].failures, workers[i].last_error);
+        CU_ASSERT_EQUAL(workers[i].failures, 0);
+        committed += workers[i].committed;
+        aborted += workers[i].aborted;
+    }
+    CU_ASSERT_EQUAL(committed + aborted, RACE_THREADS * RACE_BATCHES);
+    for (int k = 0; k < RACE_HELD; k++) {
+        int st;
+
+        src_end(&held[k], true);
+        st = post_outcome(held[k].xid, "committed");
+        CU_ASSERT_TRUE(st == 204 || st == 404);
+        committed++;
+    }
+    CU_ASSERT_TRUE(wait_prepared_count(0, 20000));
+    end = now_ms() + 20000;
+    while (now_ms() < end && !in_doubt_empty())
+        sleep_ms(50);
+    CU_ASSERT_TRUE(in_doubt_empty());
+    /* let a late resolver pass do whatever it would do: the counters must not move */
+    sleep_ms(500);
+    CU_ASSERT_TRUE(in_doubt_empty());
+    CU_ASSERT_TRUE(settled_counters(&commit1, &rollback1));
+    fprintf(stderr, "\n    %ld committed, %ld aborted; settled %ld commit, %ld rollback\n", committed, aborted,
+            commit1 - commit0, rollback1 - rollback0);
+    CU_ASSERT_EQUAL(commit1 - commit0, committed);
+    CU_ASSERT_EQUAL(rollback1 - rollback0, aborted);
+    for (int w = 0; w < RACE_THREADS; w++) {
+        CU_ASSERT_EQUAL(target_long("SELECT count(*) FROM orders WHERE id / 1000 = %d", 5 + w),
+                        workers[w].committed);
+    }
+    CU_ASSERT_EQUAL(target_long("SELECT count(*) FROM orders WHERE id BETWEEN 4900 AND %d", 4899 + RACE_HELD),
+                    RACE_HELD);
+    log_after = read_file(log_path);
+    tail = log_after + (strlen(log_after) >= log_start ? log_start : 0);
+    CU_ASSERT_PTR_NULL(strstr(tail, "no longer exists"));
+    CU_ASSERT_PTR_NULL(strstr(tail, "does not exist"));
+    CU_ASSERT_PTR_NULL(strstr(tail, "could not commit prepared"));
+    CU_ASSERT_PTR_NULL(strstr(tail, "could not roll back prepared"));
+    free(log_after);
+    CU_ASSERT_TRUE(set_resolver(eager, normal));
 }
 
 /* kill -9 while holding prepared batches; the next start settles them from the source. */
@@ -210,11 +425,17 @@ static void test_sigterm_drains(void)
     struct src_tx t;
     struct resp r;
     PGconn *locker = dw_pg_cluster_connect(&target, "postgres");
-    char *ch = ins(60, "\"drained\"", "\"6\""), *b;
-    int fd = connect_unix(), rc;
+    char *ch = ins(60, "\"drained\"", "\"6\""), *late = ins(61, "\"late\"", "\"6\""), *b, *b2;
+    int fd = connect_unix(), fd2 = connect_unix(), rc;
     int64_t end;
 
     CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_TRUE_FATAL(fd2 >= 0);
+    /* a second client's kept-alive connection, open before the signal */
+    CU_ASSERT_TRUE(send_request(fd2, "GET", "/v1/health", NULL, NULL, 0));
+    CU_ASSERT_TRUE(read_response(fd2, &r, RESPONSE_TIMEOUT_MS));
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
     PQclear(dw_sql(locker, "BEGIN"));
     PQclear(dw_sql(locker, "INSERT INTO orders VALUES (60, 'lock', 0)"));
     src_begin(&t);
@@ -235,6 +456,22 @@ static void test_sigterm_drains(void)
     sleep_ms(300);
     CU_ASSERT_EQUAL(wait_exit(daemon_pid, 0), -1);   /* still draining */
 
+    /*
+     * A batch on a connection that was already open is refused, and the
+     * refusal says that the bridge is stopping, not that the target is down.
+     */
+    b2 = batch_json(sysid, "4242", 30000, late);
+    CU_ASSERT_TRUE(send_request(fd2, "POST", "/v1/batches", NULL, b2, strlen(b2)));
+    CU_ASSERT_TRUE(read_response(fd2, &r, RESPONSE_TIMEOUT_MS));
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"status\":\"unavailable\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"stage\":\"shutdown\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "shutting down"));
+    resp_free(&r);
+    close(fd2);
+    free(b2);
+    CU_ASSERT_EQUAL(order_rows(61), 0);
+
     PQclear(dw_sql(locker, "ROLLBACK"));
     CU_ASSERT_TRUE(read_response(fd, &r, RESPONSE_TIMEOUT_MS));
     CU_ASSERT_EQUAL(r.status, 200);
@@ -254,6 +491,7 @@ static void test_sigterm_drains(void)
     CU_ASSERT_STRING_EQUAL(dw_sql_value(tgt, "SELECT status FROM orders WHERE id = 60"), "drained");
     PQfinish(locker);
     free(ch);
+    free(late);
     free(b);
 }
 
@@ -399,6 +637,7 @@ int main(void)
     s = CU_add_suite("service operations", svc_suite_init, svc_suite_cleanup);
     CU_add_test(s, "resolver settles from the source", test_resolver);
     CU_add_test(s, "undecidable prepared transactions are left for a human", test_resolver_leaves_undecidable);
+    CU_add_test(s, "outcome and resolver racing settle each batch once", test_outcome_and_resolver_settle_once);
     CU_add_test(s, "kill -9 and restart settles", test_kill9_restart);
     CU_add_test(s, "SIGHUP with a broken config keeps the old", test_reload);
     CU_add_test(s, "--check and start-up errors", test_check_and_startup_errors);

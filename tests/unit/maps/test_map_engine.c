@@ -628,6 +628,107 @@ static void test_empty_and_large_batch(void)
     free(ids);
 }
 
+/* ---- lookups: a reference to a parent, built from source columns ---- */
+
+static const char *const odata_orders_map =
+    "{'map': 'od_orders',"
+    " 'source': {'table': 'public.od_orders', 'key': ['id']},"
+    " 'target': {'connector': 'od', 'table': 'Orders', 'key': ['ID']},"
+    " 'fields': ["
+    "   {'source': 'id', 'target': 'ID'},"
+    "   {'target': 'parent@odata.bind', 'lookup': {'entity_set': 'Accounts', 'key': {'account_no': 'customer_no'}}},"
+    "   {'target': 'line@odata.bind', 'required': true,"
+    "    'lookup': {'entity_set': 'Lines', 'key': {'order_ID': {'source': 'id', 'type': 'Edm.Int32'},"
+    "                                            'line_code': 'code'}}},"
+    "   {'target': 'thing@odata.bind',"
+    "    'lookup': {'entity_set': 'Things', 'key': {'ID': {'source': 'thing', 'type': 'Edm.Guid'}}}},"
+    "   {'target': 'amount@odata.bind',"
+    "    'lookup': {'entity_set': 'Prices', 'key': {'amount': {'source': 'amount', 'type': 'Edm.Decimal'},"
+    "                                             'cents': {'source': 'cents', 'type': 'Edm.Int64'}}}},"
+    "   {'source': 'status', 'target': 'status'}]}";
+
+#define OD "public.od_orders"
+#define ODROW(id, cust, code, thing, amount, cents, status)                                                   \
+    row("id", id, "customer_no", cust, "code", code, "thing", thing, "amount", amount, "cents", cents, "status", \
+        status, END)
+
+static void test_lookup_values(void)
+{
+    const char *const texts[] = {odata_orders_map};
+    struct dw_mapset *set = load_set(texts, 1, NULL, NULL);
+    struct dw_oplist out;
+    struct dw_error err;
+    const char **cols = NULL;
+    size_t ncols = dw_mapset_source_columns(set, OD, &cols);
+
+    /* the capture trigger must send the lookups' columns */
+    CU_ASSERT_EQUAL(ncols, 7);
+    free(cols);
+
+    CU_ASSERT_EQUAL_FATAL(RUN(set, &out, &err,
+                              ins(OD, ODROW("7", "A1", "L/1", "1B0E6F4E-3C2A-4D5E-9F10-A1B2C3D4E5F6", "-003.50",
+                                            "+0042", "new"))),
+                          DW_OK);
+    CU_ASSERT_EQUAL_FATAL(out.nops, 1);
+    CU_ASSERT_TRUE(op_is(&out.ops[0], DW_OP_UPSERT, "Orders", "od_orders", 0, 1, "ID", "7",
+                         "parent@odata.bind", "/Accounts(account_no='A1')",
+                         "line@odata.bind", "/Lines(order_ID=7,line_code='L%2F1')",
+                         "thing@odata.bind", "/Things(ID=1b0e6f4e-3c2a-4d5e-9f10-a1b2c3d4e5f6)",
+                         "amount@odata.bind", "/Prices(amount=-3.50,cents=42)",
+                         "status", "new", END));
+
+    /* string keys: quotes doubled, everything but unreserved characters percent-encoded */
+    CU_ASSERT_EQUAL_FATAL(RUN(set, &out, &err,
+                              ins(OD, ODROW("8", "O'Brien / \xc3\xa9", "a''b", NULL, "0", "-0", "x"))),
+                          DW_OK);
+    CU_ASSERT_TRUE(op_is(&out.ops[0], DW_OP_UPSERT, "Orders", "od_orders", 0, 1, "ID", "8",
+                         "parent@odata.bind", "/Accounts(account_no='O''Brien%20%2F%20%C3%A9')",
+                         "line@odata.bind", "/Lines(order_ID=8,line_code='a''''b')",
+                         "thing@odata.bind", NULL,     /* a null key value: no parent */
+                         "amount@odata.bind", "/Prices(amount=0,cents=0)",
+                         "status", "x", END));
+
+    /* a change of a lookup's column alone is a change; a delete carries only the key */
+    CU_ASSERT_EQUAL_FATAL(RUN(set, &out, &err,
+                              upd(OD, ODROW("8", "A1", "c", NULL, "1", "1", "x"),
+                                  ODROW("8", "A2", "c", NULL, "1", "1", "x")),
+                              upd(OD, ODROW("8", "A2", "c", NULL, "1", "1", "x"),
+                                  ODROW("8", "A2", "c", NULL, "1", "1", "x")),
+                              del(OD, ODROW("8", "A2", "c", NULL, "1", "1", "x"))),
+                          DW_OK);
+    CU_ASSERT_EQUAL_FATAL(out.nops, 2);
+    CU_ASSERT_STRING_EQUAL(out.ops[0].values[1], "/Accounts(account_no='A2')");
+    CU_ASSERT_TRUE(op_is(&out.ops[1], DW_OP_DELETE, "Orders", "od_orders", 2, 1, "ID", "8", END));
+
+    /* required: a null in any key column of the lookup rejects */
+    CU_ASSERT_EQUAL(RUN(set, &out, &err, ins(OD, ODROW("9", "A1", NULL, NULL, "1", "1", "x"))), DW_ERR_MAP);
+    CU_ASSERT_STRING_EQUAL(err.message, "table map \"od_orders\" field \"line@odata.bind\": required lookup "
+                                        "key column \"code\" is null");
+    CU_ASSERT_STRING_EQUAL(err.detail, "change 0, source key (id)=(9)");
+    CU_ASSERT_STRING_EQUAL(out.fail_map, "od_orders");
+
+    /* a value the key type cannot hold */
+    CU_ASSERT_EQUAL(RUN(set, &out, &err, ins(OD, ODROW("9", "A1", "c", "not-a-guid", "1", "1", "x"))),
+                    DW_ERR_MAP);
+    CU_ASSERT_STRING_EQUAL(err.message, "table map \"od_orders\" field \"thing@odata.bind\": value "
+                                        "\"not-a-guid\" is not a valid GUID for lookup key property \"ID\"");
+    CU_ASSERT_EQUAL(RUN(set, &out, &err, ins(OD, ODROW("9", "A1", "c", NULL, "1.", "1", "x"))), DW_ERR_MAP);
+    CU_ASSERT_STRING_EQUAL(err.message, "table map \"od_orders\" field \"amount@odata.bind\": value \"1.\" "
+                                        "is not a valid decimal for lookup key property \"amount\"");
+    CU_ASSERT_EQUAL(RUN(set, &out, &err, ins(OD, ODROW("9", "A1", "c", NULL, "1", "1.5", "x"))), DW_ERR_MAP);
+    CU_ASSERT_STRING_EQUAL(err.message, "table map \"od_orders\" field \"amount@odata.bind\": value \"1.5\" "
+                                        "is not a valid integer for lookup key property \"cents\"");
+    CU_ASSERT_EQUAL(RUN(set, &out, &err, ins(OD, ODROW("9", "A1", "c", NULL, "NaN", "1", "x"))), DW_ERR_MAP);
+
+    /* a lookup column missing from the row image */
+    CU_ASSERT_EQUAL(RUN(set, &out, &err, ins(OD, row("id", "9", "code", "c", "thing", NULL, "amount", "1",
+                                                     "cents", "1", "status", "x", END))),
+                    DW_ERR_MAP);
+    CU_ASSERT_STRING_EQUAL(err.message, "table map \"od_orders\": column \"customer_no\" is missing from the new "
+                                        "row image");
+    dw_mapset_free(set);
+}
+
 static void test_examples(void)
 {
     /* the shipped examples map the batch of DESIGN.md section 4 */
@@ -685,6 +786,7 @@ int main(int argc, char **argv)
         {"row columns in any order", test_column_order_in_row},
         {"empty and large batches", test_empty_and_large_batch},
         {"examples map the design's batch", test_examples},
+        {"lookups: references, escaping, types, null, required", test_lookup_values},
     };
     int rc;
 

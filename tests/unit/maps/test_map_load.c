@@ -234,7 +234,7 @@ static void test_unknown_keys(void)
             ": /filter: unknown key \"not_in\"; valid keys are \"column\", \"in\"");
     EXPECT1(MAPF("[{'source': 'id', 'target': 'id'}, {'source': 'status', 'target': 'status', 'requird': true}]"),
             ": /fields/1: unknown key \"requird\"; valid keys are \"source\", \"target\", \"required\", "
-            "\"values\", \"default\", \"const\"");
+            "\"values\", \"default\", \"const\", \"lookup\"");
 }
 
 static void test_duplicate_json_keys(void)
@@ -378,7 +378,7 @@ static void test_const_combinations(void)
 static void test_field_needs_source(void)
 {
     EXPECT1(MAPF("[{'source': 'id', 'target': 'id'}, {'target': 'o', 'required': true}]"),
-            ": /fields/1: a field needs \"source\" or \"const\"");
+            ": /fields/1: a field needs \"source\", \"const\" or \"lookup\"");
 }
 
 static void test_default_requires_values(void)
@@ -706,6 +706,89 @@ static void test_too_many_errors(void)
     free(file);
 }
 
+/* ---- lookups ---- */
+
+#define LK(lookup) MAPF("[{'source': 'id', 'target': 'id'}, {'target': 'p@odata.bind', 'lookup': " lookup "}]")
+
+static void test_lookup_valid(void)
+{
+    struct dw_mapset *set = NULL;
+    const struct dw_lookup *lk;
+    char *errors = tu_load_one(MAPF("[{'source': 'id', 'target': 'id'},"
+                                    " {'target': 'p@odata.bind', 'required': true, 'lookup': {'entity_set': 'Lines',"
+                                    "  'key': {'order_ID': {'source': 'oid', 'type': 'Edm.Int32'}, 'code': 'c'}}}]"),
+                               &set, NULL);
+
+    CU_ASSERT_PTR_NULL_FATAL(errors);
+    lk = set->maps[0].fields[1].lookup;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lk);
+    CU_ASSERT_PTR_NULL(set->maps[0].fields[1].source);
+    CU_ASSERT_TRUE(set->maps[0].fields[1].required);
+    CU_ASSERT_STRING_EQUAL(lk->entity_set, "Lines");
+    CU_ASSERT_EQUAL_FATAL(lk->nkeys, 2);
+    CU_ASSERT_STRING_EQUAL(lk->keys[0].property, "order_ID");
+    CU_ASSERT_STRING_EQUAL(lk->keys[0].source, "oid");
+    CU_ASSERT_EQUAL(lk->keys[0].type, DW_LOOKUP_INTEGER);
+    CU_ASSERT_STRING_EQUAL(lk->keys[1].property, "code");
+    CU_ASSERT_STRING_EQUAL(lk->keys[1].source, "c");
+    CU_ASSERT_EQUAL(lk->keys[1].type, DW_LOOKUP_STRING);
+    dw_mapset_free(set);
+}
+
+static void test_lookup_exclusions(void)
+{
+    EXPECT1(MAPF("[{'source': 'id', 'target': 'id'}, {'target': 'p', 'source': 's',"
+                 " 'lookup': {'entity_set': 'A', 'key': {'k': 'c'}}}]"),
+            ": /fields/1/source: \"lookup\" cannot be combined with \"source\"");
+    EXPECT(MAPF("[{'source': 'id', 'target': 'id'}, {'target': 'p', 'const': 'x',"
+                " 'lookup': {'entity_set': 'A', 'key': {'k': 'c'}}}]"),
+           ": /fields/1/const: \"lookup\" cannot be combined with \"const\"");
+    EXPECT1(MAPF("[{'source': 'id', 'target': 'id'}, {'target': 'p', 'values': {'a': 'b'},"
+                 " 'lookup': {'entity_set': 'A', 'key': {'k': 'c'}}}]"),
+            ": /fields/1/values: \"lookup\" cannot be combined with \"values\"");
+    EXPECT1(MAPF("[{'source': 'id', 'target': 'id'}, {'target': 'p', 'default': 'x',"
+                 " 'lookup': {'entity_set': 'A', 'key': {'k': 'c'}}}]"),
+            ": /fields/1/default: \"lookup\" cannot be combined with \"default\"");
+    /* a target key column is mapped from its source key column, never looked up */
+    EXPECT1(MAPF("[{'target': 'id', 'lookup': {'entity_set': 'A', 'key': {'k': 'id'}}}]"),
+            ": /fields/0/lookup: target key column \"id\" must be mapped from source key column \"id\", not "
+            "set by \"lookup\"");
+}
+
+static void test_lookup_errors(void)
+{
+    EXPECT1(LK("'Accounts'"), ": /fields/1/lookup: expected an object, found a string");
+    EXPECT1(LK("{'key': {'k': 'c'}}"), ": /fields/1/lookup: missing required key \"entity_set\"");
+    EXPECT1(LK("{'entity_set': 'A'}"), ": /fields/1/lookup: missing required key \"key\"");
+    EXPECT1(LK("{'entity_set': '', 'key': {'k': 'c'}}"),
+            ": /fields/1/lookup/entity_set: entity set name must not be empty");
+    EXPECT1(LK("{'entity_set': 3, 'key': {'k': 'c'}}"),
+            ": /fields/1/lookup/entity_set: expected a string, found a number");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {}}"), ": /fields/1/lookup/key: expected at least one key property");
+    EXPECT1(LK("{'entity_set': 'A', 'key': ['c']}"), ": /fields/1/lookup/key: expected an object, found an array");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': ''}}"), ": /fields/1/lookup/key/k: column name must not be empty");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'': 'c'}}"),
+            ": /fields/1/lookup/key/: key property name must not be empty");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': 1}}"),
+            ": /fields/1/lookup/key/k: expected a string (a source column) or an object, found a number");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': 'c', 'k': 'd'}}"), ": /fields/1/lookup/key: duplicate key \"k\"");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'a/b': {'type': 'Edm.Int32'}}}"),
+            ": /fields/1/lookup/key/a~1b: missing required key \"source\"");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': {'source': 'c', 'type': 'Edm.Double'}}}"),
+            ": /fields/1/lookup/key/k/type: unknown lookup key type \"Edm.Double\"; valid types are \"Edm.String\", "
+            "\"Edm.Int16\", \"Edm.Int32\", \"Edm.Int64\", \"Edm.Byte\", \"Edm.SByte\", \"Edm.Decimal\", \"Edm.Guid\"");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': {'source': 'c', 'type': 1}}}"),
+            ": /fields/1/lookup/key/k/type: expected a string, found a number");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': {'source': 'c', 'typ': 'Edm.String'}}}"),
+            ": /fields/1/lookup/key/k: unknown key \"typ\"; valid keys are \"source\", \"type\"");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': 'c'}, 'filter': 'x'}"),
+            ": /fields/1/lookup: unknown key \"filter\"; valid keys are \"entity_set\", \"key\"");
+    EXPECT1(LK("{'entity_set': 'A', 'key': {'k': 'a_column_name_that_is_longer_than_sixty_three_bytes_"
+               "which_postgres_cuts'}}"),
+            ": /fields/1/lookup/key/k: column name \"a_column_name_that_is_longer_than_sixty_three_bytes_which_"
+            "postgres_cuts\" is longer than 63 bytes, the longest PostgreSQL name");
+}
+
 int main(void)
 {
     static const struct tu_test tests[] = {
@@ -742,6 +825,9 @@ int main(void)
         {"dependency order, ties by name; find", test_dependency_order},
         {"source columns", test_source_columns},
         {"too many errors in one file", test_too_many_errors},
+        {"lookup: a valid one", test_lookup_valid},
+        {"lookup: excludes source, const, values, default; not a key", test_lookup_exclusions},
+        {"lookup: errors with their paths", test_lookup_errors},
     };
 
     return tu_run("map_load", tests, sizeof(tests) / sizeof(tests[0]));
