@@ -8,8 +8,17 @@
  * names its operation (session->failed_op); everything after it comes back
  * "pipeline aborted" and is skipped.
  *
- * Statements are cached per shape (table, kind, columns): the statement text
- * is the cache key, since quoting makes it unambiguous.  A new shape is sent
+ * Consecutive operations of one shape with distinct keys are grouped into
+ * one multi-row statement (dw_pg_group.c).  When a grouped statement fails,
+ * the batch is replayed one statement per operation up to that group, in a
+ * transaction that is rolled back, so that the error and failed_op name the
+ * operation the target refused, exactly as without grouping; this costs
+ * time only on the failure path.
+ *
+ * Statements are cached per shape (table, kind, columns, rows): the key is
+ * the kind, the row count and the names, each ended by a NUL (names hold
+ * none), which is cheaper to build than the statement text, so the text is
+ * built only for a shape not seen before.  A new shape is sent
  * as a named Parse in the same pipeline, so later batches skip parse and
  * plan.  A Parse that the pipeline skipped or refused leaves the statement
  * unknown to the server, and it is parsed again next time.
@@ -46,20 +55,29 @@ static void reset_batch(struct pg_session *s)
     s->synced = false;
     s->nsteps = 0;
     s->nops = 0;
+    s->bops = NULL;
+    s->applies = 0;
+    s->failed_count = 0;
 }
 
 void dw_pg_batch_cleanup(struct pg_session *s)
 {
-    for (size_t i = 0; i < s->nstmts; i++)
+    for (size_t i = 0; i < s->nstmts; i++) {
         free(s->stmts[i].sql);
+        free(s->stmts[i].key);
+    }
     free(s->stmts);
     s->stmts = NULL;
     s->nstmts = s->stmtcap = 0;
     free(s->steps);
     s->steps = NULL;
     s->stepcap = 0;
+    free(s->gparams);
+    s->gparams = NULL;
+    s->gparamcap = 0;
     reset_batch(s);
     dw_buf_cleanup(&s->sql);
+    dw_buf_cleanup(&s->key);
 }
 
 static bool push_step(struct pg_session *s, pg_step_kind kind, long op, long stmt,
@@ -82,6 +100,7 @@ static bool push_step(struct pg_session *s, pg_step_kind kind, long op, long stm
     st->stmt = stmt;
     st->table = top ? top->table : NULL;
     st->upsert = top && top->kind == DW_OP_UPSERT;
+    st->count = 1;
     return true;
 }
 
@@ -183,17 +202,42 @@ static int build_sql(struct pg_session *s, const struct dw_target_op *op)
     return (int) op->ncolumns;
 }
 
-/* The cached statement for s->sql: found, added (state NEW), or -1 when the cache is full. */
-static long find_stmt(struct pg_session *s, int nparams, bool *nomem)
+/* The shape key of count operations like op into s->key. */
+static void shape_key(struct pg_session *s, const struct dw_target_op *op, size_t count)
 {
-    uint64_t h = hash_text(s->sql.data, s->sql.len);
+    struct dw_buf *b = &s->key;
+    char kind = op->kind == DW_OP_DELETE ? 'D' : 'U';
+
+    dw_buf_reset(b);
+    dw_buf_append(b, &kind, 1);
+    dw_buf_append(b, &count, sizeof(count));
+    dw_buf_append(b, &op->nkey, sizeof(op->nkey));  /* ncolumns: the names that follow */
+    dw_buf_append(b, op->table, strlen(op->table) + 1);
+    for (size_t i = 0; i < op->ncolumns; i++)
+        dw_buf_append(b, op->columns[i], strlen(op->columns[i]) + 1);
+}
+
+/* The cached statement of shape s->key, or -1. */
+static long find_stmt(struct pg_session *s)
+{
+    uint64_t h = hash_text(s->key.data, s->key.len);
+
+    for (size_t i = 0; i < s->nstmts; i++) {
+        const struct pg_stmt *st = &s->stmts[i];
+
+        if (st->hash == h && st->keylen == s->key.len &&
+            memcmp(st->key, s->key.data, st->keylen) == 0)
+            return (long) i;
+    }
+    return -1;
+}
+
+/* Add the statement s->sql for shape s->key (state NEW); -1 when the cache is full. */
+static long add_stmt(struct pg_session *s, int nparams, bool *nomem)
+{
     struct pg_stmt *st;
 
     *nomem = false;
-    for (size_t i = 0; i < s->nstmts; i++) {
-        if (s->stmts[i].hash == h && strcmp(s->stmts[i].sql, s->sql.data) == 0)
-            return (long) i;
-    }
     if (s->nstmts >= PG_MAX_CACHED_STMTS)
         return -1;
     if (s->nstmts == s->stmtcap) {
@@ -209,11 +253,16 @@ static long find_stmt(struct pg_session *s, int nparams, bool *nomem)
     }
     st = &s->stmts[s->nstmts];
     st->sql = strdup(s->sql.data);
-    if (!st->sql) {
+    st->key = malloc(s->key.len);
+    if (!st->sql || !st->key) {
+        free(st->sql);
+        free(st->key);
         *nomem = true;
         return -1;
     }
-    st->hash = h;
+    memcpy(st->key, s->key.data, s->key.len);
+    st->keylen = s->key.len;
+    st->hash = hash_text(s->key.data, s->key.len);
     st->nparams = nparams;
     st->state = PG_STMT_NEW;
     snprintf(st->name, sizeof(st->name), "dw_%lu", ++s->next_stmt);
@@ -237,25 +286,46 @@ static dw_errcode check_op(const struct dw_target_op *op, long index, struct dw_
     return DW_OK;
 }
 
-static dw_errcode queue_op(struct pg_session *s, const struct dw_target_op *op,
+/*
+ * Queue ops[0, count) as one statement: the single-row statement for one
+ * operation, the grouped one (dw_pg_group.c) for more.
+ */
+static dw_errcode queue_op(struct pg_session *s, const struct dw_target_op *op, size_t count,
                            struct dw_error *err)
 {
     long index = s->nops;
+    const char *const *values = op->values;
     int nparams;
     long stmt;
     bool nomem;
     dw_errcode rc;
 
-    if ((rc = check_op(op, index, err)) != DW_OK) {
-        s->base.failed_op = index;
-        return rc;
+    for (size_t i = 0; i < count; i++) {
+        if ((rc = check_op(&op[i], index + (long) i, err)) != DW_OK) {
+            s->base.failed_op = index + (long) i;
+            return rc;
+        }
     }
-    nparams = build_sql(s, op);
-    if (dw_buf_failed(&s->sql))
+    if (count > 1) {
+        values = dw_pg_group_params(s, op, count);
+        if (!values)
+            return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
+    }
+    shape_key(s, op, count);
+    if (dw_buf_failed(&s->key))
         return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
-    stmt = find_stmt(s, nparams, &nomem);
-    if (nomem)
-        return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
+    stmt = find_stmt(s);
+    if (stmt >= 0) {
+        nparams = s->stmts[stmt].nparams;
+    } else {
+        /* a new shape, or the cache is full: the text is needed */
+        nparams = count == 1 ? build_sql(s, op) : dw_pg_group_sql(&s->sql, op, count);
+        if (dw_buf_failed(&s->sql))
+            return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
+        stmt = add_stmt(s, nparams, &nomem);
+        if (nomem)
+            return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
+    }
     if (stmt >= 0 && s->stmts[stmt].state == PG_STMT_NEW) {
         struct pg_stmt *st = &s->stmts[stmt];
 
@@ -269,18 +339,19 @@ static dw_errcode queue_op(struct pg_session *s, const struct dw_target_op *op,
     }
     if (!push_step(s, PG_STEP_EXEC, index, -1, op))
         return dw_error_set(err, DW_ERR_NOMEM, "out of memory");
+    s->steps[s->nsteps - 1].count = (long) count;
     if (stmt >= 0) {
-        if (!PQsendQueryPrepared(s->conn, s->stmts[stmt].name, nparams, op->values, NULL, NULL,
+        if (!PQsendQueryPrepared(s->conn, s->stmts[stmt].name, nparams, values, NULL, NULL,
                                  0)) {
             s->nsteps--;
             return send_failed(s, err);
         }
-    } else if (!PQsendQueryParams(s->conn, s->sql.data, nparams, NULL, op->values, NULL, NULL,
+    } else if (!PQsendQueryParams(s->conn, s->sql.data, nparams, NULL, values, NULL, NULL,
                                   0)) {
         s->nsteps--;
         return send_failed(s, err);
     }
-    s->nops++;
+    s->nops += (long) count;
     return DW_OK;
 }
 
@@ -291,11 +362,18 @@ dw_errcode dw_pg_apply(struct dw_session *base, const struct dw_target_op *ops, 
 
     if (!s->in_batch || s->synced)
         return dw_error_set(err, DW_ERR_INTERNAL, "cannot apply operations outside a batch");
-    for (size_t i = 0; i < nops; i++) {
-        dw_errcode rc = queue_op(s, &ops[i], err);
+    /* the replay needs the whole batch in one array, from operation 0 */
+    if (s->applies++ == 0 && s->nops == 0)
+        s->bops = ops;
+    else
+        s->bops = NULL;
+    for (size_t i = 0; i < nops;) {
+        size_t n = s->no_group || !s->bops ? 1 : dw_pg_group_size(&ops[i], nops - i);
+        dw_errcode rc = queue_op(s, &ops[i], n, err);
 
         if (rc != DW_OK)
             return rc;
+        i += n;
     }
     return DW_OK;
 }
@@ -308,8 +386,15 @@ static void step_context(const struct pg_step *st, struct dw_error *err)
     switch (st->kind) {
     case PG_STEP_EXEC:
     case PG_STEP_PARSE:
-        snprintf(err->context, sizeof(err->context), "operation %ld: %s table \"%s\"", st->op,
-                 st->upsert ? "upsert into" : "delete from", st->table ? st->table : "?");
+        if (st->count > 1)
+            snprintf(err->context, sizeof(err->context),
+                     "operations %ld to %ld (one statement): %s table \"%s\"", st->op,
+                     st->op + st->count - 1, st->upsert ? "upsert into" : "delete from",
+                     st->table ? st->table : "?");
+        else
+            snprintf(err->context, sizeof(err->context), "operation %ld: %s table \"%s\"",
+                     st->op, st->upsert ? "upsert into" : "delete from",
+                     st->table ? st->table : "?");
         break;
     case PG_STEP_END:
         snprintf(err->context, sizeof(err->context), "ending the target transaction");
@@ -336,8 +421,10 @@ static void take_result(struct pg_session *s, const struct pg_step *st, const PG
         return;
     dw_pg_result_error(s, res, first);
     step_context(st, first);
-    if (st->kind == PG_STEP_EXEC || st->kind == PG_STEP_PARSE)
+    if (st->kind == PG_STEP_EXEC || st->kind == PG_STEP_PARSE) {
         s->base.failed_op = st->op;
+        s->failed_count = st->count;
+    }
 }
 
 /*
@@ -404,9 +491,67 @@ lost:
     return dw_pg_lost(s, "reading the results of the batch", err);
 }
 
+static dw_errcode finish(struct pg_session *s, const char *end_sql, struct dw_error *err);
+
+/*
+ * Errors that depend on a row's values, which a replay can pin on one row:
+ * data exceptions (22), integrity constraints (23), a value the column or
+ * an expression refuses (42), WITH CHECK OPTION (44), raised in a trigger
+ * (P0).  Not lock, deadlock or serialization failures: a replay would wait
+ * on the same locks again.
+ */
+static bool value_error(const char *sqlstate)
+{
+    static const char *const classes[] = {"22", "23", "42", "44", "P0"};
+
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        if (strncmp(sqlstate, classes[i], 2) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A grouped statement failed: run the batch again up to the end of that
+ * group, one statement per operation, in a transaction that is rolled back,
+ * and take its answer when it names an operation of the group.  Otherwise
+ * (the replay passed, or failed elsewhere or for another reason) the group's
+ * error stands, attributed to its first operation.
+ */
+static void replay(struct pg_session *s, struct dw_error *first)
+{
+    const struct dw_target_op *ops = s->bops;
+    long from = s->base.failed_op, count = s->failed_count;
+    struct dw_error again;
+    dw_errcode rc;
+
+    reset_batch(s);
+    s->no_group = true;
+    dw_error_clear(&again);
+    rc = dw_pg_begin(&s->base, NULL, &again);
+    if (rc == DW_OK)
+        rc = dw_pg_apply(&s->base, ops, (size_t) (from + count), &again);
+    if (rc == DW_OK) {
+        rc = finish(s, "ROLLBACK", &again);
+    } else if (s->in_batch) {
+        long keep = s->base.failed_op;
+
+        dw_pg_rollback(&s->base);
+        s->base.failed_op = keep;
+    }
+    s->no_group = false;
+    if (rc == DW_ERR_TARGET && s->base.failed_op >= from && s->base.failed_op < from + count) {
+        *first = again;
+        return;
+    }
+    dw_debug("the replay of a failed grouped statement did not single out an operation");
+    s->base.failed_op = from;
+}
+
 /* Queue the end of the transaction, sync, read everything. */
 static dw_errcode finish(struct pg_session *s, const char *end_sql, struct dw_error *err)
 {
+    struct dw_error first;
     dw_errcode rc;
 
     if (!s->in_batch || s->synced)
@@ -418,15 +563,20 @@ static dw_errcode finish(struct pg_session *s, const char *end_sql, struct dw_er
     if (!PQpipelineSync(s->conn))
         return send_failed(s, err);
     s->synced = true;
-    rc = drain(s, err);
-    if (s->base.broken)
-        return rc;
-    if (!PQexitPipelineMode(s->conn)) {
+    dw_error_clear(&first);
+    rc = drain(s, &first);
+    if (!s->base.broken && !PQexitPipelineMode(s->conn)) {
         s->base.broken = true;
         return dw_error_set(err, DW_ERR_INTERNAL, "could not leave pipeline mode: %s",
                             PQerrorMessage(s->conn));
     }
-    reset_batch(s);
+    if (!s->base.broken && rc == DW_ERR_TARGET && s->failed_count > 1 && s->bops &&
+        !s->no_group && value_error(first.sqlstate))
+        replay(s, &first);
+    if (rc != DW_OK && err && !dw_error_is_set(err))
+        *err = first;
+    if (!s->base.broken)
+        reset_batch(s);
     return rc;
 }
 

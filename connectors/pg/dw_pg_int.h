@@ -24,10 +24,12 @@ typedef enum pg_stmt_state {
     PG_STMT_READY        /* parsed on the server, reusable */
 } pg_stmt_state;
 
-/* A prepared statement, cached per shape (table, kind, column list). */
+/* A prepared statement, cached per shape (table, kind, column list, row count). */
 struct pg_stmt {
-    char *sql;           /* the text is the shape: quoting makes it unambiguous */
-    uint64_t hash;
+    char *sql;
+    char *key;           /* the shape, as built by shape_key in dw_pg_batch.c */
+    size_t keylen;
+    uint64_t hash;       /* of key */
     char name[24];
     int nparams;
     pg_stmt_state state;
@@ -48,6 +50,7 @@ struct pg_step {
     long stmt;           /* index into stmts for PARSE, -1 otherwise */
     const char *table;   /* borrowed for the time of the batch, for context */
     bool upsert;
+    long count;          /* operations in this step: more than 1 when grouped */
 };
 
 struct pg_session {
@@ -66,6 +69,14 @@ struct pg_session {
     size_t nsteps;
     size_t stepcap;
     struct dw_buf sql;   /* scratch for statement text */
+    struct dw_buf key;   /* scratch for a statement's shape key */
+    /* grouping (dw_pg_group.c) */
+    const char **gparams;  /* scratch: the parameters of one grouped statement */
+    size_t gparamcap;
+    bool no_group;         /* replaying a failed batch one statement per operation */
+    const struct dw_target_op *bops;  /* the batch's operations (one apply call), for the replay */
+    long applies;          /* apply calls since begin */
+    long failed_count;     /* operations in the statement of the first error */
 };
 
 /*
@@ -112,6 +123,18 @@ dw_errcode dw_pg_commit(struct dw_session *s, struct dw_error *err);
 void dw_pg_rollback(struct dw_session *s);
 /* Free the statement cache and the batch state. */
 void dw_pg_batch_cleanup(struct pg_session *s);
+
+/*
+ * Grouping (dw_pg_group.c).  dw_pg_group_size: how many of ops, from the
+ * first, go into one statement (1: run it alone).  dw_pg_group_sql: the text
+ * of the grouped statement for nrows operations of op's shape into b; returns
+ * its parameter count.  dw_pg_group_params: the parameters of ops[0, nrows)
+ * in s's scratch array (borrowed until the next call), NULL when out of memory.
+ */
+size_t dw_pg_group_size(const struct dw_target_op *ops, size_t nops);
+int dw_pg_group_sql(struct dw_buf *b, const struct dw_target_op *op, size_t nrows);
+const char *const *dw_pg_group_params(struct pg_session *s, const struct dw_target_op *ops,
+                                      size_t nrows);
 
 /* True when gid is a valid global transaction id for PREPARE TRANSACTION. */
 bool dw_pg_gid_valid(const char *gid);

@@ -573,6 +573,121 @@ static void test_thousand_ops(void)
     pg->close(s);
 }
 
+/* ---- grouping: consecutive operations of one shape in one statement ---- */
+
+static const char *lines_now(void)
+{
+    return val("SELECT coalesce(string_agg(order_id || '/' || line || '=' || coalesce(qty::text, "
+               "'null'), ',' ORDER BY order_id, line), '') FROM lines WHERE order_id >= 100");
+}
+
+static void test_group_duplicate_keys(void)
+{
+    struct conn_cfg c;
+    struct dw_session *s = open_session(&c, DW_COMMIT_TWO_PHASE);
+    struct pg_session *ps = (struct pg_session *) s;
+    const char *const a[] = {"100", "1", "5"}, *const b[] = {"100", "2", "6"};
+    const char *const a2[] = {"100", "1", "9"}, *const c3[] = {"100", "3", "1"};
+    const char *const b2[] = {"100", "2", "7"}, *const d[] = {"101", "1", NULL};
+    /* a key twice in a run splits it; an upsert, a delete and an upsert of one key keep their order */
+    struct dw_target_op ops[] = {OP(DW_OP_UPSERT, "lines", 2, line_cols, a),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, b),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, a2),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, c3),
+                                 {.kind = DW_OP_DELETE, .table = "lines", .nkey = 2, .ncolumns = 2,
+                                  .columns = line_key, .values = b},
+                                 {.kind = DW_OP_DELETE, .table = "lines", .nkey = 2, .ncolumns = 2,
+                                  .columns = line_key, .values = c3},
+                                 {.kind = DW_OP_DELETE, .table = "lines", .nkey = 2, .ncolumns = 2,
+                                  .columns = line_key, .values = b},
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, b2),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, d),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, a)};
+    struct dw_error err;
+
+    CU_ASSERT_EQUAL(run_batch(s, ops, 10, "dw:group-dup", &err), DW_OK);
+    CU_ASSERT_EQUAL(pg->resolve_prepared(s, "dw:group-dup", true, &err), DW_OK);
+    DW_ASSERT_STREQ(lines_now(), "100/1=5,100/2=7,101/1=null");
+    /* the deletes run as 2 + 1: one of them is a grouped statement */
+    {
+        bool grouped_delete = false;
+
+        for (size_t i = 0; i < ps->nstmts; i++)
+            grouped_delete |= strstr(ps->stmts[i].sql, "WHERE (\"order_id\", \"line\") IN "
+                                     "(($1, $2), ($3, $4))") != NULL;
+        CU_ASSERT_TRUE(grouped_delete);
+    }
+    pg->close(s);
+}
+
+static void test_group_mixed_shapes(void)
+{
+    struct conn_cfg c;
+    struct dw_session *s = open_session(&c, DW_COMMIT_ONE_PHASE);
+    const char *const short_cols[] = {"id", "status"};
+    const char *const o1[] = {"1101", "draft", NULL, NULL, NULL, NULL, NULL};
+    const char *const o2[] = {"1102", "draft", "2.50", NULL, "true", "{\"a\": null}", "n"};
+    const char *const o3[] = {"1102", "confirmed"}, *const o4[] = {"1103", "confirmed"};
+    const char *const l1[] = {"102", "1", "3"}, *const l2[] = {"102", "2", NULL};
+    struct dw_target_op ops[] = {OP(DW_OP_UPSERT, "orders", 1, order_cols, o1),
+                                 OP(DW_OP_UPSERT, "orders", 1, order_cols, o2),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, l1),
+                                 OP(DW_OP_UPSERT, "lines", 2, line_cols, l2),
+                                 OP(DW_OP_UPSERT, "orders", 1, short_cols, o3),
+                                 OP(DW_OP_UPSERT, "orders", 1, short_cols, o4),
+                                 {.kind = DW_OP_DELETE, .table = "orders", .nkey = 1, .ncolumns = 1,
+                                  .columns = order_key, .values = o1},
+                                 {.kind = DW_OP_DELETE, .table = "orders", .nkey = 1, .ncolumns = 1,
+                                  .columns = order_key, .values = o4}};
+
+    expect_batch_ok(s, ops, 8);
+    DW_ASSERT_STREQ(val("SELECT string_agg(id || ':' || status || ':' || coalesce(total::text, '-') "
+                        "|| ':' || coalesce(paid::text, '-') || ':' || coalesce(extra::text, '-'), "
+                        "',' ORDER BY id) FROM orders WHERE id BETWEEN 1101 AND 1103"),
+                    "1102:confirmed:2.50:true:{\"a\": null}");
+    DW_ASSERT_STREQ(val("SELECT string_agg(line || '=' || coalesce(qty::text, 'null'), ',' "
+                        "ORDER BY line) FROM lines WHERE order_id = 102"), "1=3,2=null");
+    pg->close(s);
+}
+
+static void test_group_failure_names_the_op(void)
+{
+    struct conn_cfg c;
+    struct dw_session *s = open_session(&c, DW_COMMIT_TWO_PHASE);
+    enum { N = 40 };
+    static char ids[N][16];
+    static const char *vals[N][7];
+    static struct dw_target_op ops[N];
+    struct dw_error err;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%d", 5200 + i);
+        const char *row[7] = {ids[i], i == 27 ? "bad" : "draft", NULL, NULL, NULL, NULL, NULL};
+        memcpy(vals[i], row, sizeof(row));
+        ops[i] = (struct dw_target_op) OP(DW_OP_UPSERT, "orders", 1, order_cols, vals[i]);
+    }
+    /* 40 = 32 + 8: the failing op is one row of the first grouped statement */
+    CU_ASSERT_EQUAL(run_batch(s, ops, N, "dw:group-bad", &err), DW_ERR_TARGET);
+    DW_ASSERT_STREQ(err.sqlstate, "23514");
+    DW_ASSERT_CONTAINS(err.detail, "Failing row contains (5227, bad");
+    DW_ASSERT_CONTAINS(err.context, "operation 27: upsert into table \"orders\"");
+    CU_ASSERT_EQUAL(s->failed_op, 27);
+    CU_ASSERT_FALSE(s->broken);
+    DW_ASSERT_STREQ(val("SELECT count(*) FROM pg_prepared_xacts"), "0");
+    DW_ASSERT_STREQ(val("SELECT count(*) FROM orders WHERE id BETWEEN 5200 AND 5239"), "0");
+    /* a value the column type refuses (an error at Bind, for the whole statement) too */
+    vals[27][1] = "draft";
+    vals[30][0] = "not a number";
+    CU_ASSERT_EQUAL(run_batch(s, ops, N, "dw:group-bad2", &err), DW_ERR_TARGET);
+    DW_ASSERT_STREQ(err.sqlstate, "22P02");
+    CU_ASSERT_EQUAL(s->failed_op, 30);
+    vals[30][0] = ids[30];
+    CU_ASSERT_EQUAL(run_batch(s, ops, N, "dw:group-ok", &err), DW_OK);
+    CU_ASSERT_EQUAL(pg->resolve_prepared(s, "dw:group-ok", true, &err), DW_OK);
+    DW_ASSERT_STREQ(val("SELECT count(*) FROM orders WHERE id BETWEEN 5200 AND 5239"), "40");
+    pg->close(s);
+}
+
 static void test_malformed_op(void)
 {
     struct conn_cfg c;
@@ -626,6 +741,9 @@ static const struct dw_cunit_test tests[] = {
     {"statement timeout", test_statement_timeout},
     {"check_table and check_key", test_check_table},
     {"1000 operations in one batch", test_thousand_ops},
+    {"grouping: duplicate keys split a run, order kept", test_group_duplicate_keys},
+    {"grouping: mixed shapes, NULLs", test_group_mixed_shapes},
+    {"grouping: a failed group names the operation", test_group_failure_names_the_op},
     {"malformed operation", test_malformed_op},
 };
 
