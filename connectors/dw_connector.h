@@ -75,6 +75,12 @@ struct dw_session {
      * Retry-After) in ms, or 0 when it did not say.  Reset by begin.
      */
     long retry_after_ms;
+    /*
+     * When the batch's target work must be over (CLOCK_MONOTONIC, ms), or 0
+     * for no deadline.  The service sets it before begin from the batch's
+     * deadline_ms; a backend bounds its waits by it where it can.
+     */
+    long long deadline_ms;
 };
 
 struct dw_connector_ops {

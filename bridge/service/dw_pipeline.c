@@ -367,6 +367,7 @@ static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s
         return;
     }
     t = dw_now_us();
+    s->deadline_ms = deadline_ms > 0 ? (long long) deadline_ms : 0;
     rc = c->ops->begin(s, b->id, &r->err);
     if (rc == DW_OK)
         rc = c->ops->apply(s, r->ops->ops, r->ops->nops, &r->err);
@@ -403,14 +404,9 @@ static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s
         dw_decision early = dw_outcome_prepared(b->id);
 
         r->v.status = DW_VERDICT_PREPARED;
-        if (early != DW_DECISION_NONE) {
-            struct dw_error serr;
-
-            /* The outcome came while we were preparing: apply it now. */
-            dw_error_clear(&serr);
-            if (dw_outcome_settle(b->id, "outcome", &serr) != DW_OK)
-                dw_warn("batch %s: %s; the resolver will retry", b->id, serr.message);
-        }
+        /* The outcome came while we were preparing: hand it to the settler now. */
+        if (early != DW_DECISION_NONE)
+            dw_outcome_settle_async(b->id);
     } else {
         r->v.status = DW_VERDICT_COMMITTED;
     }

@@ -92,6 +92,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 
 /* ---------------------------------------------------------------- setup */
 
+static long long now_monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 
@@ -343,6 +351,19 @@ dw_errcode dw_odata_http(struct odata_session *s, const char *url, const char *c
     SET(CURLOPT_URL, url);
     SET(CURLOPT_HTTPHEADER, headers);
     if (body) {
+        /* a batch: bounded by the connector's timeout and by the batch's own deadline */
+        long limit = s->base.config->timeout_ms;
+
+        if (s->base.deadline_ms > 0) {
+            long long left = s->base.deadline_ms - now_monotonic_ms();
+
+            if (left < 1)
+                left = 1;
+            if (limit <= 0 || left < limit)
+                limit = (long) left;
+        }
+        SET(CURLOPT_TIMEOUT_MS, limit > 0 ? limit : 0L);
+        s->timeout_ms = limit > 0 ? limit : 0;
         SET(CURLOPT_POST, 1L);
         SET(CURLOPT_POSTFIELDS, body);
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) len);
@@ -353,6 +374,11 @@ dw_errcode dw_odata_http(struct odata_session *s, const char *url, const char *c
     if (rc == CURLE_OK)
         rc = curl_easy_perform(s->curl);
     curl_easy_setopt(s->curl, CURLOPT_HTTPHEADER, NULL);
+    if (body) {
+        /* back to the connector's own timeout for what is not a batch */
+        curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS,
+                         s->base.config->timeout_ms > 0 ? s->base.config->timeout_ms : 0L);
+    }
     curl_slist_free_all(headers);
     if (rc != CURLE_OK)
         return transport_error(s, rc, what, err);

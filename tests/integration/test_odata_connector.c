@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -886,6 +887,20 @@ static void test_malformed_answers(void)
     CU_ASSERT_EQUAL(run_batch(s, &op, 1, &err), DW_ERR_TIMEOUT);
     DW_ASSERT_CONTAINS(err.message, "did not answer within 1500 ms while sending the batch");
     CU_ASSERT_TRUE(s->broken);
+    od->close(s);
+
+    /* the batch's own deadline is shorter than timeout_ms: it bounds the request */
+    s = open_with(&c, TOKEN, NULL, 30000);
+    fault("{\"mode\": \"delay\", \"delay_ms\": 5000}");
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        s->deadline_ms = (long long) ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 800;
+    }
+    CU_ASSERT_EQUAL(run_batch(s, &op, 1, &err), DW_ERR_TIMEOUT);
+    DW_ASSERT_CONTAINS(err.message, "while sending the batch");
+    CU_ASSERT_PTR_NULL(strstr(err.message, "30000 ms"));
     od->close(s);
     control("DELETE", "faults", NULL);
 }
