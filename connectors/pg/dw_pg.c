@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "bridge/common/dw_log.h"
+#include "connectors/pg/dw_pg_copy.h"
 #include "connectors/pg/dw_pg_int.h"
 
 /* The server's own statement timeout fires first; this slack lets its message arrive. */
@@ -706,4 +707,5 @@ const struct dw_connector_ops dw_pg_connector = {
     .list_prepared = pg_list_prepared,
     .close = pg_close,
     .check_key = pg_check_key,
+    .apply_bulk = dw_pg_apply_bulk,
 };
