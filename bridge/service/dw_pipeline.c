@@ -404,9 +404,14 @@ static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s
         dw_decision early = dw_outcome_prepared(b->id);
 
         r->v.status = DW_VERDICT_PREPARED;
-        /* The outcome came while we were preparing: hand it to the settler now. */
-        if (early != DW_DECISION_NONE)
-            dw_outcome_settle_async(b->id);
+        if (early != DW_DECISION_NONE) {
+            struct dw_error serr;
+
+            /* The outcome came while we were preparing: apply it now. */
+            dw_error_clear(&serr);
+            if (dw_outcome_settle(b->id, "outcome", &serr) != DW_OK)
+                dw_warn("batch %s: %s; the resolver will retry", b->id, serr.message);
+        }
     } else {
         r->v.status = DW_VERDICT_COMMITTED;
     }
