@@ -37,71 +37,16 @@ static const char sql_null[] = "<SQL NULL>";
 
 /* ---- helpers ---- */
 
-struct res {
-    bool ok;
-    char state[6];
-    char msg[1024];
-    char detail[2048];
-    char hint[512];
-    char context[512];
-    long ms;
-};
 
-static long now_ms(void)
-{
-    struct timeval tv;
 
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec * 1000L + tv.tv_usec / 1000;
-}
 
-static void copy_field(char *dst, size_t size, const PGresult *r, int field)
-{
-    const char *v = r ? PQresultErrorField(r, field) : NULL;
 
-    snprintf(dst, size, "%s", v ? v : "");
-}
-
-static void fill_res(struct res *out, PGresult *r, PGconn *c)
-{
-    ExecStatusType st = PQresultStatus(r);
-
-    out->ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    copy_field(out->state, sizeof(out->state), r, PG_DIAG_SQLSTATE);
-    copy_field(out->msg, sizeof(out->msg), r, PG_DIAG_MESSAGE_PRIMARY);
-    copy_field(out->detail, sizeof(out->detail), r, PG_DIAG_MESSAGE_DETAIL);
-    copy_field(out->hint, sizeof(out->hint), r, PG_DIAG_MESSAGE_HINT);
-    copy_field(out->context, sizeof(out->context), r, PG_DIAG_CONTEXT);
-    if (!out->ok && !out->msg[0])
-        snprintf(out->msg, sizeof(out->msg), "%s", PQerrorMessage(c));
-}
-
-/* Run SQL that may fail; never aborts the program. */
-static struct res q(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static struct res q(PGconn *c, const char *fmt, ...)
-{
-    struct res out;
-    char *sql = NULL;
-    va_list ap;
-    PGresult *r;
-    long t0 = now_ms();
-
-    memset(&out, 0, sizeof(out));
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        exit(1);
-    va_end(ap);
-    r = PQexec(c, sql);
-    out.ms = now_ms() - t0;
-    fill_res(&out, r, c);
-    PQclear(r);
-    free(sql);
-    return out;
-}
+/* q(): SQL that may fail (tests/fixtures/dw_fixture.h) */
+#define q dw_sql_try
 
 #define ASSERT_OK(r)                                                                       \
     do {                                                                                   \
-        struct res r_ = (r);                                                               \
+        struct dw_sql_res r_ = (r);                                                               \
         if (!r_.ok)                                                                        \
             fprintf(stderr, "\n    unexpected error %s: %s (%s)\n", r_.state, r_.msg,     \
                     r_.detail);                                                            \
@@ -158,9 +103,9 @@ static void batch_id_for(const char *xid, char *out, size_t size)
 }
 
 /* BEGIN; sql; (remember the xid); COMMIT */
-static struct res commit_tx(PGconn *c, const char *sql, char *batch_id, size_t size)
+static struct dw_sql_res commit_tx(PGconn *c, const char *sql, char *batch_id, size_t size)
 {
-    struct res r;
+    struct dw_sql_res r;
     const char *xid;
 
     r = q(c, "BEGIN; %s", sql);
@@ -376,7 +321,7 @@ static void test_commit_keeps_rows_and_sends_exact_batch(void)
     char id[128], outcome[32];
     const struct dw_batch *b;
     size_t accepts;
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     r = commit_tx(db,
@@ -430,7 +375,7 @@ static void test_prepared_verdict_commits(void)
 static void test_rejected_fails_commit_with_target_sqlstate(void)
 {
     struct fake_behaviour b = fake_behaviour_ok();
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     b.status = DW_VERDICT_REJECTED;
@@ -467,7 +412,7 @@ static void test_rejected_fails_commit_with_target_sqlstate(void)
 static void test_prevalidation_throttle_unavailable(void)
 {
     struct fake_behaviour b = fake_behaviour_ok();
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     b.status = DW_VERDICT_REJECTED;
@@ -525,7 +470,7 @@ static void test_prevalidation_throttle_unavailable(void)
 static void test_bridge_not_listening_fails_fast(void)
 {
     char path[600];
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     snprintf(path, sizeof(path), "%s/nobody.sock", dw_fixture_tmpdir());
@@ -562,7 +507,7 @@ static void test_bridge_not_listening_fails_fast(void)
 static void test_never_answering_bridge_times_out(void)
 {
     struct fake_behaviour b = fake_behaviour_ok();
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     b.mode = FAKE_SILENT;
@@ -587,7 +532,7 @@ static void test_cancel_during_wait_aborts_promptly(void)
     PGconn *other = dw_pg_cluster_connect(&cluster, "postgres");
     char pid[32];
     PGresult *res;
-    struct res r;
+    struct dw_sql_res r;
     long t0;
 
     fresh();
@@ -599,16 +544,15 @@ static void test_cancel_during_wait_aborts_promptly(void)
     CU_ASSERT_FATAL(PQsendQuery(db, "COMMIT") == 1);
     CU_ASSERT_FATAL(fake_bridge_wait_batches(fb, 1, 10000));
     usleep(100000);
-    t0 = now_ms();
+    t0 = dw_fixture_now_ms();
     PQclear(dw_sql(other, "SELECT pg_cancel_backend(%s)", pid));
     res = PQgetResult(db);
-    memset(&r, 0, sizeof(r));
-    fill_res(&r, res, db);
+    dw_sql_res_fill(&r, res, db);
     PQclear(res);
     while ((res = PQgetResult(db)) != NULL)
         PQclear(res);
     ASSERT_FAILS(r, "57014", "canceling statement due to user request");
-    CU_ASSERT(now_ms() - t0 < 5000);
+    CU_ASSERT(dw_fixture_now_ms() - t0 < 5000);
     CU_ASSERT_EQUAL(count_rows("orders", "true"), 0);
     /* the backend is still fine and reconnects */
     behave_ok();
@@ -865,7 +809,7 @@ static void test_origin_and_unmapped_send_nothing(void)
 
 static void test_prepare_transaction_refused(void)
 {
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     r = q(db, "BEGIN; INSERT INTO orders (id) VALUES (1); PREPARE TRANSACTION 'dw_test'");
@@ -886,7 +830,7 @@ static void test_prepare_transaction_refused(void)
 
 static void test_truncate_refused(void)
 {
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     ASSERT_OK(q(db, "INSERT INTO orders (id) VALUES (1)"));
@@ -911,7 +855,7 @@ static void test_truncate_refused(void)
  */
 static void test_truncate_partitions_inheritance_cascade(void)
 {
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     PQclear(dw_sql(db,
@@ -987,7 +931,7 @@ static void test_settings_privileges(void)
 {
     PGconn *app;
     char ci[512];
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     dw_pg_cluster_conninfo(&cluster, "postgres", ci, sizeof(ci));
@@ -1065,7 +1009,7 @@ static void test_abort_after_verdict_sends_aborted_outcome(void)
     PGconn *t2 = dw_pg_cluster_connect(&cluster, "postgres");
     char id2[128], outcome[32];
     const char *xid;
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     /* write skew under SERIALIZABLE: t2 is doomed at t1's commit, fails after pre-commit */
@@ -1090,7 +1034,7 @@ static void test_abort_after_verdict_sends_aborted_outcome(void)
 
 static void test_misconfigured_trigger(void)
 {
-    struct res r;
+    struct dw_sql_res r;
 
     fresh();
     r = q(db, "INSERT INTO badcols VALUES (1)");
@@ -1157,7 +1101,7 @@ static void test_bad_verdicts(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct fake_behaviour b = fake_behaviour_ok();
         size_t accepts;
-        struct res r;
+        struct dw_sql_res r;
 
         b.mode = cases[i].mode;
         b.raw = cases[i].raw ? cases[i].raw : huge;

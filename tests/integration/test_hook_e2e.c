@@ -34,52 +34,10 @@ static PGconn *src, *tgt;
 static char daemon_bin[512], cfg_path[512], sock_path[512], log_path[512];
 static pid_t daemon_pid = -1;
 
-struct res {
-    bool ok;
-    char state[6];
-    char msg[1024];
-    char detail[1024];
-    char hint[512];
-};
 
-static long now_ms(void)
-{
-    struct timeval tv;
 
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec * 1000L + tv.tv_usec / 1000;
-}
-
-static struct res q(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static struct res q(PGconn *c, const char *fmt, ...)
-{
-    struct res out;
-    char *sql = NULL;
-    va_list ap;
-    PGresult *r;
-    const char *v;
-
-    memset(&out, 0, sizeof(out));
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        exit(1);
-    va_end(ap);
-    r = PQexec(c, sql);
-    out.ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    v = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    snprintf(out.state, sizeof(out.state), "%s", v ? v : "");
-    v = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    snprintf(out.msg, sizeof(out.msg), "%s", v ? v : (out.ok ? "" : PQerrorMessage(c)));
-    v = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
-    snprintf(out.detail, sizeof(out.detail), "%s", v ? v : "");
-    v = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
-    snprintf(out.hint, sizeof(out.hint), "%s", v ? v : "");
-    PQclear(r);
-    free(sql);
-    if (!out.ok)
-        fprintf(stderr, "    (%s: %s)\n", out.state, out.msg);
-    return out;
-}
+/* q(): SQL that may fail (tests/fixtures/dw_fixture.h) */
+#define q dw_sql_try
 
 static long tgt_count(const char *where)
 {
@@ -98,14 +56,14 @@ static long src_count(const char *where)
 /* Poll until the target holds no prepared transaction (the outcome or the resolver settled it). */
 static bool settled(int timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    long deadline = dw_fixture_now_ms() + timeout_ms;
 
     for (;;) {
         const char *v = dw_sql_value(tgt, "SELECT count(*) FROM pg_prepared_xacts");
 
         if (v && atol(v) == 0)
             return true;
-        if (now_ms() > deadline)
+        if (dw_fixture_now_ms() > deadline)
             return false;
         usleep(50000);
     }
@@ -131,7 +89,7 @@ static void write_file(const char *path, const char *fmt, ...)
 static bool start_daemon(void)
 {
     struct group *g = getgrnam("postgres");
-    long deadline = now_ms() + 15000;
+    long deadline = dw_fixture_now_ms() + 15000;
     struct stat st;
 
     unlink(sock_path);
@@ -148,7 +106,7 @@ static bool start_daemon(void)
     }
     dw_fixture_track_pid(daemon_pid);
     while (stat(sock_path, &st) != 0) {
-        if (now_ms() > deadline || waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
+        if (dw_fixture_now_ms() > deadline || waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
             fprintf(stderr, "dualwrited did not start; see %s\n", log_path);
             return false;
         }
@@ -262,7 +220,7 @@ static void test_commit_reaches_target(void)
 
 static void test_target_rejection_is_the_commit_error(void)
 {
-    struct res r = q(src, "INSERT INTO orders VALUES (3, 'draft', -1, NULL)");
+    struct dw_sql_res r = q(src, "INSERT INTO orders VALUES (3, 'draft', -1, NULL)");
 
     CU_ASSERT(!r.ok);
     DW_ASSERT_STREQ(r.state, "23514");
@@ -275,7 +233,7 @@ static void test_target_rejection_is_the_commit_error(void)
 
 static void test_map_rule_rejects_before_target(void)
 {
-    struct res r = q(src, "INSERT INTO orders VALUES (4, NULL, 1, NULL)");
+    struct dw_sql_res r = q(src, "INSERT INTO orders VALUES (4, NULL, 1, NULL)");
 
     CU_ASSERT(!r.ok);
     DW_ASSERT_STREQ(r.state, "YW003");
@@ -296,7 +254,7 @@ static void test_savepoint_rows_never_reach_target(void)
 
 static void test_bridge_restart(void)
 {
-    struct res r;
+    struct dw_sql_res r;
 
     stop_daemon();
     r = q(src, "INSERT INTO orders VALUES (8, 'x', 1)");
@@ -332,7 +290,7 @@ static void test_cancel_while_target_is_slow(void)
             break;
         usleep(25000);
     }
-    t0 = now_ms();
+    t0 = dw_fixture_now_ms();
     PQclear(dw_sql(other, "SELECT pg_cancel_backend(%s)", spid));
     res = PQgetResult(src);
     CU_ASSERT(PQresultStatus(res) == PGRES_FATAL_ERROR);
@@ -340,7 +298,7 @@ static void test_cancel_while_target_is_slow(void)
     PQclear(res);
     while ((res = PQgetResult(src)) != NULL)
         PQclear(res);
-    CU_ASSERT(now_ms() - t0 < 5000);
+    CU_ASSERT(dw_fixture_now_ms() - t0 < 5000);
     CU_ASSERT_EQUAL(src_count("id = 9"), 0);
     /* the target may now prepare the batch; the resolver asks the source and rolls it back */
     PQclear(dw_sql(blocker, "ROLLBACK"));
@@ -379,7 +337,7 @@ static void test_bridge_shutting_down(void)
     PGconn *blocker = dw_pg_cluster_connect(&tgt_cluster, "postgres");
     PGconn *other = dw_pg_cluster_connect(&src_cluster, "postgres");
     struct stat st;
-    struct res r;
+    struct dw_sql_res r;
     PGresult *res;
     long deadline;
 
@@ -391,8 +349,8 @@ static void test_bridge_shutting_down(void)
     CU_ASSERT(target_lock_wait());
     kill(daemon_pid, SIGTERM);
     /* the socket file goes first: the bridge is draining */
-    deadline = now_ms() + 10000;
-    while (stat(sock_path, &st) == 0 && now_ms() < deadline)
+    deadline = dw_fixture_now_ms() + 10000;
+    while (stat(sock_path, &st) == 0 && dw_fixture_now_ms() < deadline)
         usleep(20000);
     CU_ASSERT(stat(sock_path, &st) != 0);
 

@@ -42,52 +42,10 @@ static char od_script[600], od_dir[512], od_base[128];
 static pid_t daemon_pid = -1;
 static int generation = 1;
 
-struct res {
-    bool ok;
-    char state[6];
-    char msg[1024];
-    char detail[1024];
-    char hint[512];
-};
 
-static long now_ms(void)
-{
-    struct timeval tv;
 
-    gettimeofday(&tv, NULL);
-    return tv.tv_sec * 1000L + tv.tv_usec / 1000;
-}
-
-static struct res q(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static struct res q(PGconn *c, const char *fmt, ...)
-{
-    struct res out;
-    char *sql = NULL;
-    va_list ap;
-    PGresult *r;
-    const char *v;
-
-    memset(&out, 0, sizeof(out));
-    va_start(ap, fmt);
-    if (vasprintf(&sql, fmt, ap) < 0)
-        exit(1);
-    va_end(ap);
-    r = PQexec(c, sql);
-    out.ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    v = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    snprintf(out.state, sizeof(out.state), "%s", v ? v : "");
-    v = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    snprintf(out.msg, sizeof(out.msg), "%s", v ? v : (out.ok ? "" : PQerrorMessage(c)));
-    v = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
-    snprintf(out.detail, sizeof(out.detail), "%s", v ? v : "");
-    v = PQresultErrorField(r, PG_DIAG_MESSAGE_HINT);
-    snprintf(out.hint, sizeof(out.hint), "%s", v ? v : "");
-    PQclear(r);
-    free(sql);
-    if (!out.ok)
-        fprintf(stderr, "    (%s: %s | %s | %s)\n", out.state, out.msg, out.detail, out.hint);
-    return out;
-}
+/* q(): SQL that may fail (tests/fixtures/dw_fixture.h) */
+#define q dw_sql_try
 
 static long src_count(const char *table, const char *where)
 {
@@ -128,10 +86,10 @@ static bool log_contains(const char *needle)
 
 static bool wait_for_log(const char *needle, int timeout_ms)
 {
-    long deadline = now_ms() + timeout_ms;
+    long deadline = dw_fixture_now_ms() + timeout_ms;
 
     while (!log_contains(needle)) {
-        if (now_ms() > deadline)
+        if (dw_fixture_now_ms() > deadline)
             return false;
         usleep(50000);
     }
@@ -269,7 +227,7 @@ static void reload(long records, long requests, long window_s, long concurrent)
 static bool start_daemon(void)
 {
     struct group *g = getgrnam("postgres");
-    long deadline = now_ms() + 120000;   /* $metadata is read at startup */
+    long deadline = dw_fixture_now_ms() + 120000;   /* $metadata is read at startup */
     struct stat st;
 
     unlink(sock_path);
@@ -286,7 +244,7 @@ static bool start_daemon(void)
     }
     dw_fixture_track_pid(daemon_pid);
     while (stat(sock_path, &st) != 0) {
-        if (now_ms() > deadline || waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
+        if (dw_fixture_now_ms() > deadline || waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
             fprintf(stderr, "dualwrited did not start; see %s\n", log_path);
             return false;
         }
@@ -444,7 +402,7 @@ static int suite_cleanup(void)
 struct session {
     pthread_barrier_t *start;
     char sql[2048];
-    struct res r;
+    struct dw_sql_res r;
 };
 
 static void *session_main(void *arg)
@@ -533,8 +491,8 @@ static void test_lookups_bind_children(void)
 
 static void test_rejected_changeset_aborts_source(void)
 {
-    char *body = NULL, both[2200];
-    struct res r = q(src, "BEGIN; INSERT INTO orders VALUES (10, 'new', 5, 'A1', NULL);"
+    char *body = NULL, both[3200];   /* msg | detail */
+    struct dw_sql_res r = q(src, "BEGIN; INSERT INTO orders VALUES (10, 'new', 5, 'A1', NULL);"
                           "INSERT INTO orders VALUES (11, 'new', -1, 'A1', NULL); COMMIT");
 
     CU_ASSERT(!r.ok);
@@ -565,7 +523,7 @@ static void test_429_past_deadline(void)
 {
     char *body = NULL;
     PGconn *c = dw_pg_cluster_connect(&src_cluster, "postgres");
-    struct res r;
+    struct dw_sql_res r;
 
     /* Retry-After 30 s, commit timeout 5 s: nothing to wait for, the COMMIT fails at once */
     od_fault("{\"on\": \"batch\", \"count\": 1, \"status\": 429, \"retry_after\": \"30\"}");
@@ -597,7 +555,7 @@ static void test_malformed_answer_never_commits(void)
 {
     char *body = NULL;
     long st;
-    struct res r;
+    struct dw_sql_res r;
 
     od_fault("{\"on\": \"batch\", \"count\": 1, \"mode\": \"truncate\", \"keep\": 0.5}");
     r = q(src, "INSERT INTO orders VALUES (30, 'truncated', 1, 'A1', NULL)");
