@@ -71,40 +71,7 @@ void gh_sleep_ms(int ms)
     }
 }
 
-void gh_write_file(const char *path, const char *fmt, ...)
-{
-    FILE *f = fopen(path, "w");
-    va_list ap;
 
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-}
-
-char *gh_read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t) n + 1);
-    if (!buf || fread(buf, 1, (size_t) n, f) != (size_t) n) {
-        free(buf);
-        buf = strdup("");
-    }
-    fclose(f);
-    return buf;
-}
 
 /* ------------------------------------------------------------ queries */
 
@@ -416,7 +383,7 @@ bool gh_service_healthy(void)
 
 bool gh_log_contains(const char *needle)
 {
-    char *text = gh_read_file(gh_log_path);
+    char *text = dw_fixture_read_file(gh_log_path);
     bool found = strstr(text, needle) != NULL;
 
     free(text);
@@ -525,7 +492,7 @@ int gh_dwctl(const char *args)
 
 static bool run_sql_file(PGconn *c, const char *path)
 {
-    char *sql = gh_read_file(path);
+    char *sql = dw_fixture_read_file(path);
     struct gh_res r = sql[0] ? run(c, sql) : (struct gh_res){.ok = false};
 
     if (!r.ok)
@@ -541,13 +508,13 @@ static bool copy_maps(const char *root)
 
         snprintf(from, sizeof(from), "%s/maps/examples/%s.json", root, example_maps[i]);
         snprintf(to, sizeof(to), "%s/%s.json", gh_maps_dir, example_maps[i]);
-        text = gh_read_file(from);
+        text = dw_fixture_read_file(from);
         if (!text[0]) {
             fprintf(stderr, "no table map %s\n", from);
             free(text);
             return false;
         }
-        gh_write_file(to, "%s", text);
+        dw_fixture_write_file(to, "%s", text);
         free(text);
     }
     return true;
@@ -600,7 +567,7 @@ bool gh_setup(void)
     if (!ok || !copy_maps(src_root))
         return false;
 
-    gh_write_file(gh_cfg_path,
+    dw_fixture_write_file(gh_cfg_path,
                   "{\"listen\": {\"unix\": \"%s\", \"group\": \"postgres\"},\n"
                   " \"source\": {\"conninfo\": \"%s\"},\n"
                   " \"maps\": \"maps\",\n"
@@ -614,7 +581,7 @@ bool gh_setup(void)
         char *out;
 
         snprintf(path, sizeof(path), "%s/dwctl.out", gh_dir);
-        out = gh_read_file(path);
+        out = dw_fixture_read_file(path);
         fprintf(stderr, "dwctl hooks install failed:\n%s\n", out);
         free(out);
         return false;
@@ -646,7 +613,7 @@ void gh_teardown(void)
     if (rc != 0 && rc != -1)
         fprintf(stderr, "dualwrited exited with %d at the end\n", rc);
     if (getenv("DW_TEST_KEEP_LOG")) {
-        char *text = gh_read_file(gh_log_path);
+        char *text = dw_fixture_read_file(gh_log_path);
 
         fprintf(stderr, "---- dualwrited log ----\n%s\n", text);
         free(text);

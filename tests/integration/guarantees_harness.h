@@ -49,8 +49,6 @@ struct gh_res {
 
 int64_t gh_now_ms(void);
 void gh_sleep_ms(int ms);
-void gh_write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-char *gh_read_file(const char *path);   /* malloc'd, "" when missing */
 
 /* Clusters, schemas, maps, config, triggers, service: false (message on stderr) on failure. */
 bool gh_setup(void);

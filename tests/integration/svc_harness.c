@@ -53,42 +53,11 @@ void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *f = fopen(path, "w");
-    va_list ap;
 
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-}
-
-char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf;
-    long n;
-
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t) n + 1);
-    if (fread(buf, 1, (size_t) n, f) != (size_t) n)
-        buf[0] = '\0';
-    fclose(f);
-    return buf;
-}
 
 bool log_contains(const char *needle)
 {
-    char *text = read_file(log_path);
+    char *text = dw_fixture_read_file(log_path);
     bool found = strstr(text, needle) != NULL;
 
     free(text);
@@ -332,7 +301,7 @@ bool start_daemon(void)
 
         if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
             fprintf(stderr, "dualwrited exited during start-up; log:\n");
-            char *text = read_file(log_path);
+            char *text = dw_fixture_read_file(log_path);
             fprintf(stderr, "%s\n", text);
             free(text);
             daemon_pid = -1;
@@ -359,7 +328,7 @@ int stop_daemon(int sig)
 
 void write_config(const char *path, const char *maps, const char *sock, long records_limit)
 {
-    write_file(path,
+    dw_fixture_write_file(path,
                "{\"listen\": {\"unix\": \"%s\", \"tcp\": \"127.0.0.1:%d\", \"token\": \"" TOKEN "\"},\n"
                " \"source\": {\"conninfo\": \"%s\", \"system\": \"%s\"},\n"
                " \"maps\": \"%s\",\n"
@@ -417,7 +386,7 @@ int svc_suite_init(void)
     snprintf(maps_dir, sizeof(maps_dir), "%s/maps", dir);
     mkdir(maps_dir, 0755);
     snprintf(path, sizeof(path), "%s/orders.json", maps_dir);
-    write_file(path, "%s", orders_map);
+    dw_fixture_write_file(path, "%s", orders_map);
     snprintf(cfg_path, sizeof(cfg_path), "%s/dualwrite.json", dir);
     snprintf(sock_path, sizeof(sock_path), "%s/bridge.sock", dir);
     snprintf(log_path, sizeof(log_path), "%s/dualwrited.log", dir);
@@ -433,7 +402,7 @@ int svc_suite_cleanup(void)
     if (rc != 0)
         fprintf(stderr, "dualwrited exited with %d at the end\n", rc);
     if (getenv("DW_TEST_KEEP_LOG")) {
-        char *text = read_file(log_path);
+        char *text = dw_fixture_read_file(log_path);
 
         fprintf(stderr, "---- dualwrited log ----\n%s\n", text);
         free(text);

@@ -46,8 +46,6 @@ int svc_suite_cleanup(void);
 
 int64_t now_ms(void);
 void sleep_ms(int ms);
-void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-char *read_file(const char *path);            /* malloc'd, "" when missing */
 bool log_contains(const char *needle);
 bool wait_for_log(const char *needle, int timeout_ms);
 

@@ -53,7 +53,7 @@ static long generation(void)
 
 static int log_count(const char *needle)
 {
-    char *text = gh_read_file(gh_log_path);
+    char *text = dw_fixture_read_file(gh_log_path);
     int n = 0;
 
     for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
@@ -79,7 +79,7 @@ static void write_notes_map(const char *body_target)
     char path[600];
 
     snprintf(path, sizeof(path), "%s/notes.json", gh_maps_dir);
-    gh_write_file(path,
+    dw_fixture_write_file(path,
                   "{\"map\": \"notes\",\n"
                   " \"source\": {\"table\": \"public.notes\", \"key\": [\"id\"]},\n"
                   " \"target\": {\"connector\": \"target\", \"table\": \"notes\", \"key\": [\"id\"]},\n"
@@ -90,7 +90,7 @@ static void write_notes_map(const char *body_target)
 
 static void test_reload(void)
 {
-    char *good = gh_read_file(gh_cfg_path);
+    char *good = dw_fixture_read_file(gh_cfg_path);
     long gen = generation();
     int refused = log_count("reload refused");
     PGconn *c = gh_source_connect();
@@ -108,7 +108,7 @@ static void test_reload(void)
     DW_ASSERT_STREQ(r.state, "YW003");
 
     /* 1. not JSON: refused, the old configuration keeps syncing */
-    gh_write_file(gh_cfg_path, "{\"listen\": ");
+    dw_fixture_write_file(gh_cfg_path, "{\"listen\": ");
     kill(gh_service_pid, SIGHUP);
     CU_ASSERT_TRUE(wait_log_count("reload refused", refused + 1, 10000));
     CU_ASSERT_EQUAL(generation(), gen);
@@ -116,7 +116,7 @@ static void test_reload(void)
     CU_ASSERT_TRUE(gh_service_healthy());
 
     /* 2. valid JSON, a new map naming a missing target column: refused as a whole */
-    gh_write_file(gh_cfg_path, "%s", good);
+    dw_fixture_write_file(gh_cfg_path, "%s", good);
     write_notes_map("no_such_column");
     kill(gh_service_pid, SIGHUP);
     CU_ASSERT_TRUE(wait_log_count("reload refused", refused + 2, 10000));

@@ -13,7 +13,6 @@
  * Skips (77) when dualwrited has not been built.
  */
 #include <errno.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,26 +68,10 @@ static bool settled(int timeout_ms)
     }
 }
 
-static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *f = fopen(path, "w");
-    va_list ap;
 
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-}
-
-/* Start dualwrited and let the server's OS user reach its socket (mode 0660, our group). */
+/* Start dualwrited; its config gives the socket to group postgres ("listen.group"). */
 static bool start_daemon(void)
 {
-    struct group *g = getgrnam("postgres");
     long deadline = dw_fixture_now_ms() + 15000;
     struct stat st;
 
@@ -112,8 +95,6 @@ static bool start_daemon(void)
         }
         usleep(20000);
     }
-    if (g && chown(sock_path, (uid_t) -1, g->gr_gid) != 0)
-        perror("chown bridge socket");
     return true;
 }
 
@@ -170,7 +151,7 @@ static void setup(void)
     if (mkdir(maps_dir, 0755) != 0 && errno != EEXIST)
         exit(1);
     snprintf(path, sizeof(path), "%s/orders.json", maps_dir);
-    write_file(path,
+    dw_fixture_write_file(path,
                "{\"map\": \"orders\",\n"
                " \"source\": {\"table\": \"public.orders\", \"key\": [\"id\"]},\n"
                " \"target\": {\"connector\": \"tgt\", \"table\": \"orders\", \"key\": [\"id\"]},\n"
@@ -178,8 +159,8 @@ static void setup(void)
                "   {\"source\": \"id\", \"target\": \"id\"},\n"
                "   {\"source\": \"status\", \"target\": \"status\", \"required\": true},\n"
                "   {\"source\": \"total\", \"target\": \"total\"}]}\n");
-    write_file(cfg_path,
-               "{\"listen\": {\"unix\": \"%s\"},\n"
+    dw_fixture_write_file(cfg_path,
+               "{\"listen\": {\"unix\": \"%s\", \"group\": \"postgres\"},\n"
                " \"source\": {\"conninfo\": \"%s\"},\n"
                " \"maps\": \"maps\",\n"
                " \"connectors\": {\"tgt\": {\"type\": \"pg\", \"conninfo\": \"%s\",\n"

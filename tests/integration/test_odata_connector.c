@@ -962,18 +962,6 @@ static void test_two_hundred_ops(void)
     od->close(s);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    char tmp[600];
-    FILE *f;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
-    CU_ASSERT_EQUAL(rename(tmp, path), 0);   /* as a token refresher does: atomically */
-}
 
 static void test_token_file(void)
 {
@@ -985,7 +973,7 @@ static void test_token_file(void)
     struct dw_error err;
 
     snprintf(path, sizeof(path), "%s/odata-token", dw_fixture_tmpdir());
-    write_file(path, TOKEN "\n");
+    dw_fixture_write_file(path, "%s", TOKEN "\n");
     s = open_with(&c, NULL, path, 30000);
     expect_ok(s, &op, 1);
 
@@ -994,13 +982,13 @@ static void test_token_file(void)
     CU_ASSERT_EQUAL(run_batch(s, &op, 1, &err), DW_ERR_TARGET);
     DW_ASSERT_CONTAINS(err.message, "HTTP 401");
     /* ...until the file holds the new one, which the live session reads at once */
-    write_file(path, "tok-rotated-abcdef\r\n");
+    dw_fixture_write_file(path, "%s", "tok-rotated-abcdef\r\n");
     a[1] = "rotated";
     expect_ok(s, &op, 1);
     DW_ASSERT_STREQ(field(dw_json_find(last_request(), "headers"), "authorization"),
                     "Bearer tok-rotated-abcdef");
     /* a file halfway through being written (empty) keeps the last good token */
-    write_file(path, "");
+    dw_fixture_write_file(path, "%s", "");
     expect_ok(s, &op, 1);
     /* a file that is gone is an error that names it */
     CU_ASSERT_EQUAL(unlink(path), 0);

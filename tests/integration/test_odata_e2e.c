@@ -15,7 +15,6 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -54,21 +53,6 @@ static long src_count(const char *table, const char *where)
     return v ? atol(v) : -1;
 }
 
-static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *f = fopen(path, "w");
-    va_list ap;
-
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-}
 
 static bool log_contains(const char *needle)
 {
@@ -198,8 +182,8 @@ static double metric(const char *name, const char *limit)
 
 static void write_config(long records, long requests, long window_s, long concurrent)
 {
-    write_file(cfg_path,
-               "{\"listen\": {\"unix\": \"%s\"},\n"
+    dw_fixture_write_file(cfg_path,
+               "{\"listen\": {\"unix\": \"%s\", \"group\": \"postgres\"},\n"
                " \"source\": {\"conninfo\": \"%s\"},\n"
                " \"maps\": \"maps\",\n"
                " \"connectors\": {\"od\": {\"type\": \"odata\", \"url\": \"%s/api/data/v9.2/\",\n"
@@ -223,10 +207,9 @@ static void reload(long records, long requests, long window_s, long concurrent)
     CU_ASSERT_FATAL(wait_for_log(needle, 60000));
 }
 
-/* Start dualwrited and let the server's OS user reach its socket (mode 0660, our group). */
+/* Start dualwrited; its config gives the socket to group postgres ("listen.group"). */
 static bool start_daemon(void)
 {
-    struct group *g = getgrnam("postgres");
     long deadline = dw_fixture_now_ms() + 120000;   /* $metadata is read at startup */
     struct stat st;
 
@@ -250,8 +233,6 @@ static bool start_daemon(void)
         }
         usleep(20000);
     }
-    if (g && chown(sock_path, (uid_t) -1, g->gr_gid) != 0)
-        perror("chown bridge socket");
     return true;
 }
 
@@ -345,7 +326,7 @@ static int suite_init(void)
     if (mkdir(maps_dir, 0755) != 0 && errno != EEXIST)
         return 1;
     snprintf(path, sizeof(path), "%s/accounts.json", maps_dir);
-    write_file(path,
+    dw_fixture_write_file(path,
                "{\"map\": \"accounts\",\n"
                " \"source\": {\"table\": \"public.accounts\", \"key\": [\"account_no\"]},\n"
                " \"target\": {\"connector\": \"od\", \"table\": \"Accounts\", \"key\": [\"account_no\"]},\n"
@@ -355,7 +336,7 @@ static int suite_init(void)
                "   {\"source\": \"credit\", \"target\": \"credit\"}]}\n");
     /* each order is bound to its account through a lookup on the account's key */
     snprintf(path, sizeof(path), "%s/orders.json", maps_dir);
-    write_file(path,
+    dw_fixture_write_file(path,
                "{\"map\": \"orders\",\n"
                " \"source\": {\"table\": \"public.orders\", \"key\": [\"id\"]},\n"
                " \"target\": {\"connector\": \"od\", \"table\": \"Orders\", \"key\": [\"ID\"]},\n"

@@ -145,13 +145,13 @@ static void write_maps(void)
     char path[600];
 
     snprintf(path, sizeof(path), "%s/lite_orders.json", maps_dir);
-    write_file(path, map_fmt, "lite_orders", "public.orders", "lite");
+    dw_fixture_write_file(path, map_fmt, "lite_orders", "public.orders", "lite");
     snprintf(path, sizeof(path), "%s/maria_orders.json", maps_dir);
-    write_file(path, map_fmt, "maria_orders", "public.morders", "maria");
+    dw_fixture_write_file(path, map_fmt, "maria_orders", "public.morders", "maria");
     snprintf(path, sizeof(path), "%s/lite_types.json", maps_dir);
-    write_file(path, types_map_fmt, "lite_types", "public.types", "lite");
+    dw_fixture_write_file(path, types_map_fmt, "lite_types", "public.types", "lite");
     snprintf(path, sizeof(path), "%s/maria_types.json", maps_dir);
-    write_file(path, types_map_fmt, "maria_types", "public.mtypes", "maria");
+    dw_fixture_write_file(path, types_map_fmt, "maria_types", "public.mtypes", "maria");
 }
 
 static void write_odbc_config(void)
@@ -160,7 +160,7 @@ static void write_odbc_config(void)
 
     snprintf(maria_cs, sizeof(maria_cs), "DRIVER={%s};SOCKET=%s;DATABASE=dw;UID=dw;PWD=${DW_E2E_PW}",
              dw_odbc_driver("mariadb"), maria.sock);
-    write_file(cfg_path,
+    dw_fixture_write_file(cfg_path,
                "{\"listen\": {\"unix\": \"%s\", \"tcp\": \"127.0.0.1:%d\", \"token\": \"" TOKEN "\"},\n"
                " \"source\": {\"conninfo\": \"%s\", \"system\": \"%s\"},\n"
                " \"maps\": \"maps\",\n"
@@ -244,7 +244,7 @@ static int suite_cleanup(void)
     if (rc != 0)
         fprintf(stderr, "dualwrited exited with %d at the end\n", rc);
     if (getenv("DW_TEST_KEEP_LOG")) {
-        char *text = read_file(log_path);
+        char *text = dw_fixture_read_file(log_path);
 
         fprintf(stderr, "---- dualwrited log ----\n%s\n", text);
         free(text);
@@ -521,7 +521,7 @@ static void test_mariadb_killed_at_prepared(void)
 static void test_no_secret_anywhere(void)
 {
     struct resp r;
-    char *log = read_file(log_path);
+    char *log = dw_fixture_read_file(log_path);
 
     CU_ASSERT_PTR_NULL(strstr(log, PASSWORD));
     free(log);

@@ -256,7 +256,7 @@ static void write_map(const char *name, const char *fmt, const char *table, cons
     char path[600];
 
     snprintf(path, sizeof(path), "%s/%s.json", maps_dir, name);
-    write_file(path, fmt, name, table, connector);
+    dw_fixture_write_file(path, fmt, name, table, connector);
 }
 
 static void write_service_config(void)
@@ -265,7 +265,7 @@ static void write_service_config(void)
 
     snprintf(maria_cs, sizeof(maria_cs), "DRIVER={%s};SOCKET=%s;DATABASE=dw;UID=dw;PWD=${DW_E2E_PW}",
              dw_odbc_driver("mariadb"), maria.sock);
-    write_file(cfg_path,
+    dw_fixture_write_file(cfg_path,
                "{\"listen\": {\"unix\": \"%s\", \"group\": \"postgres\"},\n"
                " \"source\": {\"conninfo\": \"%s\"},\n"
                " \"maps\": \"maps\",\n"
@@ -391,7 +391,7 @@ static int suite_cleanup(void)
     if (rc != 0)
         fprintf(stderr, "dualwrited exited with %d at the end\n", rc);
     if (getenv("DW_TEST_KEEP_LOG")) {
-        char *text = read_file(log_path);
+        char *text = dw_fixture_read_file(log_path);
 
         fprintf(stderr, "---- dualwrited log ----\n%s\n", text);
         free(text);
@@ -707,7 +707,7 @@ static void test_maria_service_dies_holding_prepared(void)
  */
 static void test_no_secret_in_log(void)
 {
-    char *log = read_file(log_path);
+    char *log = dw_fixture_read_file(log_path);
 
     CU_ASSERT_PTR_NULL(strstr(log, PASSWORD));
     free(log);

@@ -71,7 +71,7 @@ static void test_resolver_leaves_undecidable(void)
     sleep_ms(600);   /* a few more passes: still there, and reported only once */
     CU_ASSERT_EQUAL(prepared_count(), 2);
     {
-        char *text = read_file(log_path);
+        char *text = dw_fixture_read_file(log_path);
         const char *p = strstr(text, "belongs to source system 42");
 
         CU_ASSERT_PTR_NOT_NULL(p);
@@ -218,7 +218,7 @@ static bool in_doubt_empty(void)
 /* Rewrite the resolver's settings in the configuration file and reload; false when no reload happened. */
 static bool set_resolver(const char *from, const char *to)
 {
-    char *text = read_file(cfg_path), *at = strstr(text, from);
+    char *text = dw_fixture_read_file(cfg_path), *at = strstr(text, from);
     long gen = status_generation();
     int64_t end = now_ms() + 10000;
 
@@ -226,7 +226,7 @@ static bool set_resolver(const char *from, const char *to)
         free(text);
         return false;
     }
-    write_file(cfg_path, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from));
+    dw_fixture_write_file(cfg_path, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from));
     free(text);
     kill(daemon_pid, SIGHUP);
     while (now_ms() < end && status_generation() == gen)
@@ -242,7 +242,7 @@ static void test_outcome_and_resolver_settle_once(void)
     struct race_worker workers[RACE_THREADS];
     struct src_tx held[RACE_HELD];
     long commit0 = -1, rollback0 = -1, commit1 = -1, rollback1 = -1, committed = 0, aborted = 0;
-    char *log_before = read_file(log_path), *log_after, *tail;
+    char *log_before = dw_fixture_read_file(log_path), *log_after, *tail;
     size_t log_start = strlen(log_before);
     int64_t end;
 
@@ -306,7 +306,7 @@ static void test_outcome_and_resolver_settle_once(void)
     }
     CU_ASSERT_EQUAL(target_long("SELECT count(*) FROM orders WHERE id BETWEEN 4900 AND %d", 4899 + RACE_HELD),
                     RACE_HELD);
-    log_after = read_file(log_path);
+    log_after = dw_fixture_read_file(log_path);
     tail = log_after + (strlen(log_after) >= log_start ? log_start : 0);
     CU_ASSERT_PTR_NULL(strstr(tail, "no longer exists"));
     CU_ASSERT_PTR_NULL(strstr(tail, "does not exist"));
@@ -359,7 +359,7 @@ static long status_generation(void)
 
 static void test_reload(void)
 {
-    char *good = read_file(cfg_path), badmap[512];
+    char *good = dw_fixture_read_file(cfg_path), badmap[512];
     long gen = status_generation();
     struct src_tx t;
     struct resp r;
@@ -367,15 +367,15 @@ static void test_reload(void)
 
     CU_ASSERT_TRUE(gen > 0);
     /* 1. a file that is not JSON */
-    write_file(cfg_path, "{\"listen\": ");
+    dw_fixture_write_file(cfg_path, "{\"listen\": ");
     kill(daemon_pid, SIGHUP);
     CU_ASSERT_TRUE(wait_for_log("reload refused", 10000));
     CU_ASSERT_EQUAL(status_generation(), gen);
 
     /* 2. valid JSON, a map pointing at a missing target column */
-    write_file(cfg_path, "%s", good);
+    dw_fixture_write_file(cfg_path, "%s", good);
     snprintf(badmap, sizeof(badmap), "%s/zz_bad.json", maps_dir);
-    write_file(badmap,
+    dw_fixture_write_file(badmap,
                "{\"map\": \"bad\", \"source\": {\"table\": \"public.bad\", \"key\": [\"id\"]},\n"
                " \"target\": {\"connector\": \"tgt\", \"table\": \"orders\", \"key\": [\"id\"]},\n"
                " \"fields\": [{\"source\": \"id\", \"target\": \"id\"}, {\"source\": \"x\", \"target\": \"no_such\"}]}\n");
@@ -556,7 +556,7 @@ static int run_check(const char *config, char **output)
     unlink(log_path);
     pid = spawn(args);
     rc = wait_exit(pid, 60000);
-    *output = read_file(log_path);
+    *output = dw_fixture_read_file(log_path);
     snprintf(log_path, sizeof(log_path), "%s", saved);
     return rc;
 }
@@ -574,7 +574,7 @@ static void test_check_and_startup_errors(void)
     free(out);
 
     snprintf(bad_cfg, sizeof(bad_cfg), "%s/bad.json", dir);
-    write_file(bad_cfg, "{\"listen\": {\"unix\": 5}, \"source\": {}, \"maps\": \"nowhere\", \"bogus\": 1}");
+    dw_fixture_write_file(bad_cfg, "{\"listen\": {\"unix\": 5}, \"source\": {}, \"maps\": \"nowhere\", \"bogus\": 1}");
     CU_ASSERT_EQUAL(run_check(bad_cfg, &out), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "bad.json"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "/listen/unix"));
@@ -585,7 +585,7 @@ static void test_check_and_startup_errors(void)
     snprintf(bad_maps, sizeof(bad_maps), "%s/maps_bad", dir);
     mkdir(bad_maps, 0755);
     snprintf(path, sizeof(path), "%s/orders.json", bad_maps);
-    write_file(path,
+    dw_fixture_write_file(path,
                "{\"map\": \"orders_bad\", \"source\": {\"table\": \"public.orders\", \"key\": [\"id\"]},\n"
                " \"target\": {\"connector\": \"tgt\", \"table\": \"orders\", \"key\": [\"id\"]},\n"
                " \"fields\": [{\"source\": \"id\", \"target\": \"id\"}, {\"source\": \"s\", \"target\": \"stat\"}]}\n");
@@ -598,7 +598,7 @@ static void test_check_and_startup_errors(void)
     pid = spawn(args);
     rc = wait_exit(pid, 60000);
     CU_ASSERT_EQUAL(rc, 2);
-    out = read_file(log_path);
+    out = dw_fixture_read_file(log_path);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "table map \"orders_bad\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"orders\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"stat\""));
@@ -612,7 +612,7 @@ static void test_check_and_startup_errors(void)
     pid = spawn(args);
     rc = wait_exit(pid, 60000);
     CU_ASSERT_NOT_EQUAL(rc, 0);
-    out = read_file(log_path);
+    out = dw_fixture_read_file(log_path);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "another process"));
     free(out);
     snprintf(log_path, sizeof(log_path), "%s", saved);

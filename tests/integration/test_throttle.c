@@ -57,7 +57,7 @@ static const bool with_hook = false;
 static void write_config_as(const char *path, const char *listen, long requests, long window_s, long exec_s,
                             long concurrent)
 {
-    write_file(path,
+    dw_fixture_write_file(path,
                "{\"listen\": {%s},\n"
                " \"source\": {\"conninfo\": \"%s\", \"system\": \"%s\"},\n"
                " \"maps\": \"maps\",\n"
@@ -255,7 +255,7 @@ static int suite_init(void)
     PQfinish(s);
 
     snprintf(path, sizeof(path), "%s/orders.json", maps_dir);
-    write_file(path, "%s", orders_map);
+    dw_fixture_write_file(path, "%s", orders_map);
     /* every window and concurrency limit off; each test sets its own */
     write_limits_config(0, 0, 0, 0);
     return start_daemon() ? 0 : 1;
@@ -268,7 +268,7 @@ static int suite_cleanup(void)
     if (rc != 0)
         fprintf(stderr, "dualwrited exited with %d at the end\n", rc);
     if (getenv("DW_TEST_KEEP_LOG")) {
-        char *text = read_file(log_path);
+        char *text = dw_fixture_read_file(log_path);
 
         fprintf(stderr, "---- dualwrited log ----\n%s\n", text);
         free(text);
@@ -679,13 +679,13 @@ static int odata_init(void)
     snprintf(od_maps, sizeof(od_maps), "%s/maps_odata", dir);
     mkdir(od_maps, 0755);
     snprintf(path, sizeof(path), "%s/orders.json", od_maps);
-    write_file(path, "{\"map\": \"orders\",\n"
+    dw_fixture_write_file(path, "{\"map\": \"orders\",\n"
                      " \"source\": {\"table\": \"public.orders\", \"key\": [\"id\"]},\n"
                      " \"target\": {\"connector\": \"od\", \"table\": \"Orders\", \"key\": [\"ID\"]},\n"
                      " \"fields\": [{\"source\": \"id\", \"target\": \"ID\"},\n"
                      "            {\"source\": \"status\", \"target\": \"status\"},\n"
                      "            {\"source\": \"total\", \"target\": \"amount\"}]}\n");
-    write_file(cfg_path,
+    dw_fixture_write_file(cfg_path,
                "{\"listen\": {\"unix\": \"%s\"},\n"
                " \"source\": {\"conninfo\": \"%s\", \"system\": \"%s\"},\n"
                " \"maps\": \"maps_odata\",\n"
@@ -707,7 +707,7 @@ static int odata_cleanup(void)
     char cmd[1200];
 
     if (getenv("DW_TEST_KEEP_LOG")) {
-        char *text = read_file(log_path);
+        char *text = dw_fixture_read_file(log_path);
 
         fprintf(stderr, "---- dualwrited log ----\n%s\n", text);
         free(text);
