@@ -106,6 +106,14 @@ struct dw_connector_ops {
     /* Optional (two-phase): settle a prepared transaction; unknown gid is DW_OK. */
     dw_errcode (*resolve_prepared)(struct dw_session *s, const char *gid, bool commit,
                                    struct dw_error *err);
+    /*
+     * Optional (two-phase): settle n prepared transactions in one exchange
+     * where the target allows it; each gets its own result in rcs[i] and
+     * errs[i] (an unknown gid is DW_OK).  Without it, the service calls
+     * resolve_prepared for each.
+     */
+    void (*resolve_prepared_many)(struct dw_session *s, const char *const *gids, const bool *commit,
+                                  size_t n, dw_errcode *rcs, struct dw_error *errs);
     /* Optional (two-phase): the gids of prepared transactions starting with prefix. */
     dw_errcode (*list_prepared)(struct dw_session *s, const char *prefix, char ***gids,
                                 size_t *ngids, struct dw_error *err);

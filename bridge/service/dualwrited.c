@@ -32,6 +32,7 @@
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
 #include "bridge/service/dw_resolver.h"
+#include "bridge/service/dw_settler.h"
 #include "bridge/service/dw_state.h"
 
 #ifndef DW_VERSION
@@ -40,6 +41,7 @@
 
 #define EXIT_CONFIG 2
 #define DRAIN_REPORT_S 5
+#define SETTLE_AT_STOP_MS 5000   /* queued outcomes applied at stop, at most this long */
 
 static const char usage_text[] =
     "Usage: dualwrited -c FILE [--check] [--log-level LEVEL]\n"
@@ -269,10 +271,15 @@ int main(int argc, char **argv)
         dw_state_uninstall();
         return EXIT_FAILURE;
     }
+    if (dw_settler_start(&err) != DW_OK) {
+        /* outcomes are then settled in the HTTP threads, as they arrive */
+        dw_warn("%s; outcomes are applied before they are answered", err.message);
+    }
     st = dw_state_acquire();
     if (dw_http_start(st->config, &http, &err) != DW_OK) {
         dw_logerr("cannot start: %s", err.message);
         dw_state_release(st);
+        dw_settler_stop(0);
         dw_resolver_stop();
         dw_state_uninstall();
         return err.code == DW_ERR_CONFIG ? EXIT_CONFIG : EXIT_FAILURE;
@@ -296,6 +303,7 @@ int main(int argc, char **argv)
     dw_http_quiesce(http);
     drain(&set);
     dw_http_stop(http);
+    dw_settler_stop(SETTLE_AT_STOP_MS);
     dw_resolver_stop();
     dw_state_uninstall();
     dw_outcome_cleanup();

@@ -42,6 +42,7 @@
 #include "bridge/common/dw_wire.h"
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
+#include "bridge/service/dw_settler.h"
 #include "bridge/service/dw_pipeline.h"
 #include "bridge/service/dw_state.h"
 #include "bridge/service/dw_status.h"
@@ -323,9 +324,8 @@ static enum MHD_Result handle_outcome(struct MHD_Connection *c, struct conn_ctx 
     case DW_DECIDE_OK:
         break;
     }
-    dw_error_clear(&err);
-    if (dw_outcome_settle(id, "outcome", &err) != DW_OK)
-        dw_warn("batch %s: %s; the resolver will retry", id, err.message);
+    /* applied in the background: the answer does not wait for the target */
+    dw_settler_submit(id);
     ret = send_body(c, 204, NULL, NULL, false, NULL, NULL);
     return ret;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "bridge/common/dw_log.h"
+#include "bridge/service/dw_idindex.h"
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_state.h"
 
@@ -53,6 +54,17 @@ static struct dw_indoubt_info *entries;
 static size_t nentries, capentries;
 static struct settled_rec *settled;
 static size_t nsettled, capsettled;
+/*
+ * Settled records by id.  Under load thousands of batches settle between two
+ * resolver passes, and every settle and every gid a pass looks at asks
+ * whether a record exists: a scan of the list per batch held the lock for
+ * tens of microseconds.
+ */
+static const char *settled_key(const void *arg, size_t pos)
+{
+    return ((const struct settled_rec *) arg)[pos].id;
+}
+static struct dw_idindex settled_ix = {.key = settled_key};
 
 void dw_outcome_init(void)
 {
@@ -67,6 +79,7 @@ void dw_outcome_cleanup(void)
     free(settled);
     settled = NULL;
     nsettled = capsettled = 0;
+    dw_idindex_cleanup(&settled_ix);
     pthread_mutex_unlock(&lock);
 }
 
@@ -130,22 +143,28 @@ static void remove_at(size_t i)
 /* Under lock. */
 static struct settled_rec *find_settled(const char *id)
 {
-    for (size_t i = 0; i < nsettled; i++) {
-        if (strcmp(settled[i].id, id) == 0)
-            return &settled[i];
-    }
-    return NULL;
+    long pos = dw_idindex_find(&settled_ix, id);
+
+    return pos < 0 ? NULL : &settled[pos];
 }
 
 /* Under lock: drop the records that match (connector NULL: any) and are older than before_ms. */
 static void drop_settled(const char *connector, int64_t before_ms)
 {
-    for (size_t i = 0; i < nsettled;) {
+    size_t kept = 0;
+
+    for (size_t i = 0; i < nsettled; i++) {
         if (settled[i].at_ms < before_ms && (!connector || strcmp(settled[i].connector, connector) == 0))
-            settled[i] = settled[--nsettled];
-        else
-            i++;
+            continue;
+        if (kept != i)
+            settled[kept] = settled[i];
+        kept++;
     }
+    if (kept == nsettled)
+        return;
+    nsettled = kept;
+    /* out of memory the index stays empty: a record not found costs a redundant settle */
+    dw_idindex_rebuild(&settled_ix, nsettled);
 }
 
 /*
@@ -168,9 +187,13 @@ static void remember_settled(const char *id, const char *connector)
                 return;
             settled = p;
             capsettled = cap;
+            dw_idindex_rebind(&settled_ix, settled);
         }
-        r = &settled[nsettled++];
+        r = &settled[nsettled];
         snprintf(r->id, sizeof(r->id), "%s", id);
+        if (!dw_idindex_add(&settled_ix, r->id, nsettled))
+            return;
+        nsettled++;
     }
     snprintf(r->connector, sizeof(r->connector), "%s", connector);
     r->at_ms = now;
@@ -405,58 +428,170 @@ static void settle_done(const char *id, bool done)
     pthread_mutex_unlock(&lock);
 }
 
-dw_errcode dw_outcome_settle(const char *id, const char *by, struct dw_error *err)
+/* Mark the decided, prepared entry id as being settled and copy it; false when there is nothing to do. */
+static bool claim(const char *id, struct dw_indoubt_info *copy)
 {
-    struct dw_indoubt_info *e, copy;
-    struct dw_state *st;
-    struct dw_conn_state *c;
-    struct dw_session *s = NULL;
-    char gid[sizeof(copy.id) + sizeof(DW_GID_PREFIX)];
-    int64_t t0 = dw_now_us();
-    long timeout;
-    bool commit;
-    dw_errcode rc;
+    struct dw_indoubt_info *e;
 
     pthread_mutex_lock(&lock);
     e = find(id);
     if (!e || e->decision == DW_DECISION_NONE || e->settling || e->state != DW_INDOUBT_PREPARED) {
         pthread_mutex_unlock(&lock);
-        return DW_OK;
+        return false;
     }
     e->settling = true;
-    copy = *e;
+    *copy = *e;
     pthread_mutex_unlock(&lock);
+    return true;
+}
 
-    commit = copy.decision == DW_DECISION_COMMIT;
-    snprintf(gid, sizeof(gid), DW_GID_PREFIX "%s", copy.id);
-    st = dw_state_acquire();
-    c = dw_state_conn(st, copy.connector);
-    if (!c || !c->ops->resolve_prepared) {
-        dw_error_set(err, DW_ERR_CONFIG,
-                     "cannot %s prepared transaction \"%s\": connector \"%s\" is %s",
-                     commit ? "commit" : "roll back", gid, copy.connector,
-                     c ? "not two-phase" : "no longer configured");
-        dw_state_release(st);
-        settle_done(id, false);
-        return err ? err->code : DW_ERR_CONFIG;
-    }
-    timeout = c->entry->cfg.timeout_ms > 0 ? c->entry->cfg.timeout_ms : SETTLE_TIMEOUT_MS;
-    rc = dw_pool_acquire(c->settle, dw_now_ms() + timeout, &s, err);
-    if (rc == DW_OK) {
-        rc = c->ops->resolve_prepared(s, gid, commit, err);
-        dw_pool_release(c->settle, s);
-    }
-    dw_state_release(st);
-    dw_metrics_stage(DW_STAGE_SETTLE, dw_now_us() - t0);
+/* Record how settling a claimed entry went: on failure the entry stays for the resolver. */
+static dw_errcode finish(const struct dw_indoubt_info *e, const char *by, dw_errcode rc, struct dw_error *err)
+{
+    bool commit = e->decision == DW_DECISION_COMMIT;
+
     if (rc != DW_OK) {
-        dw_error_prefix(err, "could not %s prepared transaction \"%s\" on connector \"%s\"",
-                        commit ? "commit" : "roll back", gid, copy.connector);
-        settle_done(id, false);
+        dw_error_prefix(err, "could not %s prepared transaction \"" DW_GID_PREFIX "%s\" on connector \"%s\"",
+                        commit ? "commit" : "roll back", e->id, e->connector);
+        settle_done(e->id, false);
         return rc;
     }
-    settle_done(id, true);
+    settle_done(e->id, true);
     dw_metrics_settled(commit, by);
-    dw_info("batch %s: %s on connector \"%s\" (decided by %s)", copy.id,
-            commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", copy.connector, by);
+    dw_info("batch %s: %s on connector \"%s\" (decided by %s)", e->id,
+            commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED", e->connector, by);
     return DW_OK;
+}
+
+/*
+ * Settle n claimed entries of one connector on one settle session: in one
+ * exchange when the connector can (resolve_prepared_many), else one by one.
+ * rcs and errs receive each entry's result.
+ */
+static void settle_claimed(const struct dw_indoubt_info *const *es, size_t n, dw_errcode *rcs,
+                           struct dw_error *errs)
+{
+    struct dw_state *st = dw_state_acquire();
+    struct dw_conn_state *c = dw_state_conn(st, es[0]->connector);
+    struct dw_session *s = NULL;
+    struct dw_error perr;
+    int64_t t0 = dw_now_us();
+    long timeout;
+    dw_errcode rc;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        dw_error_clear(&errs[i]);
+    if (!c || !c->ops->resolve_prepared) {
+        for (i = 0; i < n; i++)
+            rcs[i] = dw_error_set(&errs[i], DW_ERR_CONFIG, "connector \"%s\" is %s", es[i]->connector,
+                                  c ? "not two-phase" : "no longer configured");
+        dw_state_release(st);
+        return;
+    }
+    timeout = c->entry->cfg.timeout_ms > 0 ? c->entry->cfg.timeout_ms : SETTLE_TIMEOUT_MS;
+    dw_error_clear(&perr);
+    rc = dw_pool_acquire(c->settle, dw_now_ms() + timeout, &s, &perr);
+    if (rc != DW_OK) {
+        for (i = 0; i < n; i++) {
+            errs[i] = perr;
+            rcs[i] = rc;
+        }
+    } else if (n > 1 && c->ops->resolve_prepared_many) {
+        const char **gids = malloc(n * sizeof(*gids));
+        char (*gidbuf)[sizeof(es[0]->id) + sizeof(DW_GID_PREFIX)] = malloc(n * sizeof(*gidbuf));
+        bool *commit = malloc(n * sizeof(*commit));
+
+        if (gids && gidbuf && commit) {
+            for (i = 0; i < n; i++) {
+                snprintf(gidbuf[i], sizeof(gidbuf[i]), DW_GID_PREFIX "%s", es[i]->id);
+                gids[i] = gidbuf[i];
+                commit[i] = es[i]->decision == DW_DECISION_COMMIT;
+            }
+            c->ops->resolve_prepared_many(s, gids, commit, n, rcs, errs);
+        } else {
+            for (i = 0; i < n; i++)
+                rcs[i] = dw_error_set(&errs[i], DW_ERR_NOMEM, "out of memory");
+        }
+        free(gids);
+        free(gidbuf);
+        free(commit);
+    } else {
+        for (i = 0; i < n; i++) {
+            char gid[sizeof(es[0]->id) + sizeof(DW_GID_PREFIX)];
+
+            snprintf(gid, sizeof(gid), DW_GID_PREFIX "%s", es[i]->id);
+            rcs[i] = c->ops->resolve_prepared(s, gid, es[i]->decision == DW_DECISION_COMMIT, &errs[i]);
+        }
+    }
+    if (s)
+        dw_pool_release(c->settle, s);
+    dw_state_release(st);
+    for (i = 0; i < n; i++)
+        dw_metrics_stage(DW_STAGE_SETTLE, dw_now_us() - t0);
+}
+
+dw_errcode dw_outcome_settle(const char *id, const char *by, struct dw_error *err)
+{
+    struct dw_indoubt_info copy;
+    const struct dw_indoubt_info *one = &copy;
+    struct dw_error local;
+    dw_errcode rc;
+
+    if (!claim(id, &copy))
+        return DW_OK;
+    settle_claimed(&one, 1, &rc, &local);
+    if (rc != DW_OK && err && !dw_error_is_set(err))
+        *err = local;
+    return finish(&copy, by, rc, err);
+}
+
+void dw_outcome_settle_many(const char *const *ids, size_t n, const char *by)
+{
+    struct dw_indoubt_info *copies = malloc(n * sizeof(*copies));
+    const struct dw_indoubt_info **group = malloc(n * sizeof(*group));
+    dw_errcode *rcs = malloc(n * sizeof(*rcs));
+    struct dw_error *errs = malloc(n * sizeof(*errs));
+    bool *taken = calloc(n, sizeof(*taken));
+    size_t m = 0;
+
+    if (!copies || !group || !rcs || !errs || !taken) {
+        /* out of memory: one at a time, each on the stack */
+        for (size_t i = 0; i < n; i++) {
+            struct dw_error err;
+
+            dw_error_clear(&err);
+            if (dw_outcome_settle(ids[i], by, &err) != DW_OK)
+                dw_warn("batch %s: %s; the resolver will retry", ids[i], err.message);
+        }
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (claim(ids[i], &copies[m]))
+            m++;
+    }
+    /* one exchange per connector, in the order the first of each came */
+    for (size_t i = 0; i < m; i++) {
+        size_t k = 0;
+
+        if (taken[i])
+            continue;
+        for (size_t j = i; j < m; j++) {
+            if (!taken[j] && strcmp(copies[j].connector, copies[i].connector) == 0) {
+                taken[j] = true;
+                group[k++] = &copies[j];
+            }
+        }
+        settle_claimed(group, k, rcs, errs);
+        for (size_t j = 0; j < k; j++) {
+            if (finish(group[j], by, rcs[j], &errs[j]) != DW_OK)
+                dw_warn("batch %s: %s; the resolver will retry", group[j]->id, errs[j].message);
+        }
+    }
+out:
+    free(copies);
+    free(group);
+    free(rcs);
+    free(errs);
+    free(taken);
 }

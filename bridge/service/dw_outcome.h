@@ -76,6 +76,14 @@ dw_decide_result dw_outcome_decide(const char *id, dw_decision d, dw_decision *p
 dw_errcode dw_outcome_settle(const char *id, const char *by, struct dw_error *err) DW_MUST_CHECK;
 
 /*
+ * Settle the decided entries among ids (others are skipped as by
+ * dw_outcome_settle), one exchange per connector where the connector can
+ * settle several at once.  Failures are logged; those entries stay for the
+ * resolver.
+ */
+void dw_outcome_settle_many(const char *const *ids, size_t n, const char *by);
+
+/*
  * Resolver: make sure a prepared gid found on connector is in the table
  * (added as discovered when absent) and copy its entry to *info.
  */

@@ -38,6 +38,7 @@
 #include "bridge/common/dw_wire.h"
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
+#include "bridge/service/dw_settler.h"
 #include "bridge/service/dw_state.h"
 #include "bridge/service/dw_throttle.h"
 #include "maps/dw_map.h"
@@ -404,14 +405,9 @@ static void operate(struct run *r, struct dw_conn_state *c, struct dw_session *s
         dw_decision early = dw_outcome_prepared(b->id);
 
         r->v.status = DW_VERDICT_PREPARED;
-        if (early != DW_DECISION_NONE) {
-            struct dw_error serr;
-
-            /* The outcome came while we were preparing: apply it now. */
-            dw_error_clear(&serr);
-            if (dw_outcome_settle(b->id, "outcome", &serr) != DW_OK)
-                dw_warn("batch %s: %s; the resolver will retry", b->id, serr.message);
-        }
+        /* The outcome came while we were preparing: hand it to the settler now. */
+        if (early != DW_DECISION_NONE)
+            dw_settler_submit(b->id);
     } else {
         r->v.status = DW_VERDICT_COMMITTED;
     }

@@ -648,6 +648,122 @@ static dw_errcode pg_resolve_prepared(struct dw_session *base, const char *gid, 
     return rc;
 }
 
+/*
+ * Settle several prepared transactions in one round trip: in pipeline mode,
+ * each COMMIT/ROLLBACK PREPARED is followed by its own Sync (the server
+ * refuses them inside a pipeline's implicit transaction), so one failing
+ * leaves the others alone.  Each is still its own transaction on the
+ * target; what the group saves is the wake-ups and round trips.
+ */
+static void pg_resolve_prepared_many(struct dw_session *base, const char *const *gids,
+                                     const bool *commit, size_t n, dw_errcode *rcs,
+                                     struct dw_error *errs)
+{
+    struct pg_session *s = (struct pg_session *) base;
+    long timeout = dw_pg_wait_ms(s);
+    size_t sent = 0, cur = 0, i;
+    bool got_result = false;
+
+    for (i = 0; i < n; i++) {
+        dw_error_clear(&errs[i]);
+        rcs[i] = DW_OK;
+    }
+    if (n == 1 || (s->conn && PQpipelineStatus(s->conn) != PQ_PIPELINE_OFF)) {
+        for (i = 0; i < n; i++)
+            rcs[i] = pg_resolve_prepared(base, gids[i], commit[i], &errs[i]);
+        return;
+    }
+    if (s->base.broken || !s->conn || PQstatus(s->conn) == CONNECTION_BAD)
+        goto lost;
+    if (!PQenterPipelineMode(s->conn)) {
+        for (i = 0; i < n; i++)
+            rcs[i] = pg_resolve_prepared(base, gids[i], commit[i], &errs[i]);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        char sql[256];
+
+        if (!dw_pg_gid_valid(gids[i])) {
+            rcs[i] = dw_error_set(&errs[i], DW_ERR_PROTOCOL, "invalid global transaction id \"%.64s\"",
+                                  gids[i] ? gids[i] : "");
+            continue;
+        }
+        /* gid holds only [A-Za-z0-9:._-]: safe between quotes */
+        snprintf(sql, sizeof(sql), "%s PREPARED '%s'", commit[i] ? "COMMIT" : "ROLLBACK", gids[i]);
+        if (!PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(s->conn))
+            goto lost;
+        sent = i + 1;
+    }
+    /* read each statement's result and its Sync, in order; skipped (invalid) gids sent nothing */
+    while (cur < n && !dw_pg_gid_valid(gids[cur]))
+        cur++;
+    while (cur < sent) {
+        int flushed = PQflush(s->conn);
+        int ready;
+
+        if (flushed < 0)
+            goto lost;
+        while (cur < sent && !PQisBusy(s->conn)) {
+            PGresult *res = PQgetResult(s->conn);
+
+            if (!res) {
+                if (PQstatus(s->conn) == CONNECTION_BAD || !got_result)
+                    goto lost;
+                continue;      /* the end of this statement's results; its Sync follows */
+            }
+            if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+                PQclear(res);
+                if (!got_result)
+                    goto lost;
+                got_result = false;
+                for (cur++; cur < sent && !dw_pg_gid_valid(gids[cur]); cur++)
+                    ;
+                continue;
+            }
+            got_result = true;
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                rcs[cur] = dw_pg_result_error(s, res, &errs[cur]);
+                if (rcs[cur] == DW_ERR_TARGET && strcmp(errs[cur].sqlstate, "42704") == 0) {
+                    /* already settled (by us before a crash, or by hand) */
+                    dw_error_clear(&errs[cur]);
+                    rcs[cur] = DW_OK;
+                } else {
+                    dw_error_prefix(&errs[cur], "could not %s prepared transaction \"%s\"",
+                                    commit[cur] ? "commit" : "roll back", gids[cur]);
+                }
+            }
+            PQclear(res);
+            if (PQstatus(s->conn) == CONNECTION_BAD)
+                goto lost;
+        }
+        if (cur >= sent)
+            break;
+        ready = dw_pg_wait(s, flushed == 1, timeout);
+        if (ready == 0) {
+            s->base.broken = true;
+            for (i = cur; i < n; i++) {
+                if (dw_pg_gid_valid(gids[i]))
+                    rcs[i] = dw_error_set(&errs[i], DW_ERR_TIMEOUT, "the target did not answer within %ld ms",
+                                          timeout);
+            }
+            return;
+        }
+        if (ready < 0 || !PQconsumeInput(s->conn))
+            goto lost;
+    }
+    if (!PQexitPipelineMode(s->conn))
+        s->base.broken = true;
+    return;
+lost:
+    for (i = cur; i < n; i++) {
+        /* an invalid gid was never sent; a statement whose result came is done */
+        if (!dw_pg_gid_valid(gids[i]) || (i == cur && got_result))
+            continue;
+        dw_error_clear(&errs[i]);
+        rcs[i] = dw_pg_lost(s, "settling prepared transactions", &errs[i]);
+    }
+}
+
 static dw_errcode pg_list_prepared(struct dw_session *base, const char *prefix, char ***gids,
                                    size_t *ngids, struct dw_error *err)
 {
@@ -704,6 +820,7 @@ const struct dw_connector_ops dw_pg_connector = {
     .commit = dw_pg_commit,
     .rollback = dw_pg_rollback,
     .resolve_prepared = pg_resolve_prepared,
+    .resolve_prepared_many = pg_resolve_prepared_many,
     .list_prepared = pg_list_prepared,
     .close = pg_close,
     .check_key = pg_check_key,

@@ -523,7 +523,7 @@ static bool copy_maps(const char *root)
 bool gh_setup(void)
 {
     const char *src_root = getenv("DW_SOURCE_ROOT"), *build = getenv("DW_BUILD_ROOT");
-    const char *tconf[] = {"max_prepared_transactions = 40", NULL};
+    const char *tconf[] = {"max_prepared_transactions = 64", NULL};
     const char *sconf[4];
     char bridge_line[500], path[600];
     PGconn *c;

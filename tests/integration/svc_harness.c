@@ -351,7 +351,8 @@ const char orders_map[] =
 
 int svc_suite_init(void)
 {
-    const char *tconf[] = {"max_prepared_transactions = 10", NULL};
+    /* the sessions of a test, plus the outcomes the settler may hold back (32) */
+    const char *tconf[] = {"max_prepared_transactions = 48", NULL};
     const char *root = getenv("DW_BUILD_ROOT");
     const char *v;
     char path[512];
@@ -412,3 +413,20 @@ int svc_suite_cleanup(void)
     return rc == 0 ? 0 : 1;
 }
 
+
+bool wait_in_doubt_empty(int timeout_ms)
+{
+    int64_t end = now_ms() + timeout_ms;
+
+    for (;;) {
+        struct resp r;
+        bool empty = call("GET", "/v1/status", NULL, &r) == 200 && strstr(r.body, "\"in_doubt\":[]") != NULL;
+
+        resp_free(&r);
+        if (empty)
+            return true;
+        if (now_ms() >= end)
+            return false;
+        sleep_ms(50);
+    }
+}

@@ -1,6 +1,6 @@
 /*
  * The harness of the dualwrited integration tests: a target cluster
- * (max_prepared_transactions = 10) and a source cluster started through the
+ * (max_prepared_transactions = 48) and a source cluster started through the
  * fixture, a configuration and one table map in a temp folder, the built
  * dualwrited as a child process (its log in log_path), HTTP helpers on its
  * Unix socket, and source transactions whose real xids go into batches so
@@ -81,6 +81,7 @@ long target_long(const char *fmt, int arg);
 long prepared_count(void);                    /* dw: gids on the target */
 long order_rows(int id);
 bool wait_prepared_count(long n, int timeout_ms);
+bool wait_in_doubt_empty(int timeout_ms);      /* /v1/status lists nothing in doubt */
 
 /* The daemon. */
 bool healthy(void);

@@ -112,7 +112,7 @@ static void setup(void)
     const char *build = getenv("DW_BUILD_ROOT");
     const char *tmp;
     char conf_bridge[600], ci_src[512], ci_tgt[512], maps_dir[512], path[600];
-    const char *src_conf[5], *tgt_conf[] = {"max_prepared_transactions = 10", NULL};
+    const char *src_conf[5], *tgt_conf[] = {"max_prepared_transactions = 48", NULL};
 
     dw_fixture_require();
     snprintf(daemon_bin, sizeof(daemon_bin), "%s/bridge/service/dualwrited", build ? build : ".");

@@ -394,6 +394,91 @@ static void test_prepare_and_resolve(void)
     pg->close(s);
 }
 
+/*
+ * Settling several prepared transactions in one exchange: each gets its own
+ * answer (committed, rolled back, unknown = done, refused by the server,
+ * invalid and never sent), one failure leaves the others alone, and the
+ * session is usable afterwards; a lost connection fails every one sent.
+ */
+static void test_resolve_many(void)
+{
+    struct conn_cfg c;
+    struct dw_session *s = open_session(&c, DW_COMMIT_TWO_PHASE);
+    const char *v[4][7] = {{"611", "draft"}, {"612", "draft"}, {"613", "draft"}, {"614", "draft"}};
+    char gid[4][32];
+    PGconn *other;
+    struct dw_error err, errs[7];
+    dw_errcode rcs[7];
+    const char *gids[7];
+    const bool commit[7] = {true, true, true, false, true, true, true};
+
+    PQclear(dw_sql(admin, "CREATE DATABASE resolve_other"));
+    other = dw_pg_cluster_connect(&target, "resolve_other");
+    PQclear(dw_sql(other, "BEGIN"));
+    PQclear(dw_sql(other, "PREPARE TRANSACTION 'dw:other-db'"));
+    for (int i = 0; i < 4; i++) {
+        struct dw_target_op op = OP(DW_OP_UPSERT, "orders", 1, order_cols, v[i]);
+
+        snprintf(gid[i], sizeof(gid[i]), "dw:1:2:%s", v[i][0]);
+        CU_ASSERT_EQUAL(run_batch(s, &op, 1, gid[i], &err), DW_OK);
+    }
+    gids[0] = gid[0];             /* commit */
+    gids[1] = "dw:never";         /* unknown: done */
+    gids[2] = "dw:x' OR '1";      /* invalid: refused, never sent */
+    gids[3] = gid[1];             /* roll back */
+    gids[4] = "dw:other-db";      /* the server refuses: another database's */
+    gids[5] = gid[2];             /* commit, after a refusal */
+    gids[6] = gid[2];             /* the same again: unknown by now, done */
+    pg->resolve_prepared_many(s, gids, commit, 7, rcs, errs);
+    CU_ASSERT_EQUAL(rcs[0], DW_OK);
+    CU_ASSERT_EQUAL(rcs[1], DW_OK);
+    CU_ASSERT_EQUAL(rcs[2], DW_ERR_PROTOCOL);
+    CU_ASSERT_EQUAL(rcs[3], DW_OK);
+    CU_ASSERT_EQUAL(rcs[4], DW_ERR_TARGET);
+    DW_ASSERT_CONTAINS(errs[4].message, "could not commit prepared transaction \"dw:other-db\"");
+    DW_ASSERT_CONTAINS(errs[4].message, "another database");
+    CU_ASSERT_EQUAL(rcs[5], DW_OK);
+    CU_ASSERT_EQUAL(rcs[6], DW_OK);
+    CU_ASSERT_FALSE(dw_error_is_set(&errs[0]) || dw_error_is_set(&errs[3]) || dw_error_is_set(&errs[5]));
+    CU_ASSERT_FALSE(s->broken);
+    DW_ASSERT_STREQ(val("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders WHERE id BETWEEN 611 AND 614"),
+                    "611,613");
+    DW_ASSERT_STREQ(val("SELECT string_agg(gid, ',' ORDER BY gid) FROM pg_prepared_xacts"), "dw:1:2:614,dw:other-db");
+    /* the session is back out of pipeline mode and runs the next batch */
+    {
+        const char *const v5[] = {"615", "draft", NULL, NULL, NULL, NULL, NULL};
+        struct dw_target_op op = OP(DW_OP_UPSERT, "orders", 1, order_cols, v5);
+
+        expect_batch_ok(s, &op, 1);
+    }
+
+    /* a lost connection: every gid sent fails with DW_ERR_CONNECT */
+    PQclear(dw_sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'dualwrited'"));
+    for (int i = 0; i < 100 && strcmp(val("SELECT count(*) FROM pg_stat_activity WHERE "
+                                          "application_name = 'dualwrited'"), "0") != 0; i++)
+        usleep(20000);
+    gids[0] = gid[3];
+    gids[1] = "dw:never";
+    pg->resolve_prepared_many(s, gids, commit, 2, rcs, errs);
+    CU_ASSERT_EQUAL(rcs[0], DW_ERR_CONNECT);
+    CU_ASSERT_EQUAL(rcs[1], DW_ERR_CONNECT);
+    DW_ASSERT_CONTAINS(errs[0].message, "connection");
+    CU_ASSERT_TRUE(s->broken);
+    pg->close(s);
+    DW_ASSERT_STREQ(val("SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'dw:1:2:614'"), "1");
+
+    s = open_session(&c, DW_COMMIT_TWO_PHASE);
+    gids[0] = gid[3];
+    pg->resolve_prepared_many(s, gids, commit, 1, rcs, errs);
+    CU_ASSERT_EQUAL(rcs[0], DW_OK);
+    DW_ASSERT_STREQ(val("SELECT count(*) FROM orders WHERE id = 614"), "1");
+    pg->close(s);
+    PQclear(dw_sql(other, "ROLLBACK PREPARED 'dw:other-db'"));
+    PQfinish(other);
+    PQclear(dw_sql(admin, "DROP DATABASE resolve_other"));
+}
+
 static void test_two_phase_needs_prepared_transactions(void)
 {
     struct conn_cfg c;
@@ -734,6 +819,7 @@ static const struct dw_cunit_test tests[] = {
     {"check violation: 23514 and the failing op", test_check_violation},
     {"unique violation with two-phase: 23505", test_unique_violation_two_phase},
     {"prepare, list, resolve", test_prepare_and_resolve},
+    {"resolve many in one exchange", test_resolve_many},
     {"two-phase needs max_prepared_transactions", test_two_phase_needs_prepared_transactions},
     {"connection loss breaks the session", test_connection_loss},
     {"connect failure", test_connect_failure},

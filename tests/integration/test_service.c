@@ -97,7 +97,8 @@ static void test_commit_with_outcome(void)
     CU_ASSERT_EQUAL(order_rows(1), 1);
     CU_ASSERT_STRING_EQUAL(dw_sql_value(tgt, "SELECT status || '/' || total FROM orders WHERE id = 1"),
                            "draft/12.50");
-    /* the same outcome again: nothing in doubt any more */
+    /* the same outcome again, once the settler is done: nothing in doubt any more */
+    CU_ASSERT_TRUE(wait_in_doubt_empty(5000));
     CU_ASSERT_EQUAL(post_outcome(t.xid, "committed"), 404);
     free(ch);
 }

@@ -116,7 +116,7 @@ static void test_resolver_leaves_undecidable(void)
  */
 #define RACE_THREADS 4
 #define RACE_BATCHES 40
-#define RACE_HELD 5          /* with RACE_THREADS, below the target's max_prepared_transactions */
+#define RACE_HELD 5          /* with RACE_THREADS and the settler's 32, below max_prepared_transactions */
 
 struct race_worker {
     int index;
@@ -206,15 +206,6 @@ static bool settled_counters(long *commit, long *rollback)
     return ok;
 }
 
-static bool in_doubt_empty(void)
-{
-    struct resp r;
-    bool empty = call("GET", "/v1/status", NULL, &r) == 200 && strstr(r.body, "\"in_doubt\":[]") != NULL;
-
-    resp_free(&r);
-    return empty;
-}
-
 /* Rewrite the resolver's settings in the configuration file and reload; false when no reload happened. */
 static bool set_resolver(const char *from, const char *to)
 {
@@ -244,7 +235,6 @@ static void test_outcome_and_resolver_settle_once(void)
     long commit0 = -1, rollback0 = -1, commit1 = -1, rollback1 = -1, committed = 0, aborted = 0;
     char *log_before = dw_fixture_read_file(log_path), *log_after, *tail;
     size_t log_start = strlen(log_before);
-    int64_t end;
 
     free(log_before);
     CU_ASSERT_TRUE_FATAL(set_resolver(normal, eager));
@@ -288,13 +278,10 @@ static void test_outcome_and_resolver_settle_once(void)
         committed++;
     }
     CU_ASSERT_TRUE(wait_prepared_count(0, 20000));
-    end = now_ms() + 20000;
-    while (now_ms() < end && !in_doubt_empty())
-        sleep_ms(50);
-    CU_ASSERT_TRUE(in_doubt_empty());
+    CU_ASSERT_TRUE(wait_in_doubt_empty(20000));
     /* let a late resolver pass do whatever it would do: the counters must not move */
     sleep_ms(500);
-    CU_ASSERT_TRUE(in_doubt_empty());
+    CU_ASSERT_TRUE(wait_in_doubt_empty(0));
     CU_ASSERT_TRUE(settled_counters(&commit1, &rollback1));
     fprintf(stderr, "\n    %ld committed, %ld aborted; settled %ld commit, %ld rollback\n", committed, aborted,
             commit1 - commit0, rollback1 - rollback0);
@@ -390,6 +377,8 @@ static void test_reload(void)
     resp_free(&r);
     src_end(&t, true);
     CU_ASSERT_EQUAL(post_outcome(t.xid, "committed"), 204);
+    /* outcomes are applied in the background */
+    CU_ASSERT_TRUE(wait_prepared_count(0, 10000));
     CU_ASSERT_EQUAL(order_rows(50), 1);
 
     /* 3. fixed: the reload goes through */
@@ -544,6 +533,69 @@ static void test_target_down(void)
     free(ch);
 }
 
+/* Set (or, with NULL, reset) synchronous_standby_names on the target and wait until sessions see it. */
+static void target_sync_standby(const char *name)
+{
+    char sql[200];
+    int64_t end = now_ms() + 10000;
+
+    if (name)
+        snprintf(sql, sizeof(sql), "ALTER SYSTEM SET synchronous_standby_names = '%s'", name);
+    else
+        snprintf(sql, sizeof(sql), "ALTER SYSTEM RESET synchronous_standby_names");
+    PQclear(dw_sql(tgt, sql));
+    PQclear(dw_sql(tgt, "SELECT pg_reload_conf()"));
+    for (;;) {
+        PGconn *c = dw_pg_cluster_connect(&target, "postgres");
+        const char *v = dw_sql_value(c, "SHOW synchronous_standby_names");
+        bool seen = v && strcmp(v, name ? name : "") == 0;
+
+        PQfinish(c);
+        if (seen || now_ms() >= end)
+            break;
+        sleep_ms(50);
+    }
+}
+
+/*
+ * The answer to an outcome does not wait for the target: COMMIT PREPARED is
+ * held on the target (synchronous replication to a standby that does not
+ * exist) and the outcome is still answered; once the target can go on, the
+ * settler's COMMIT PREPARED completes and the row arrives.
+ */
+static void test_outcome_answered_before_settle(void)
+{
+    struct src_tx t;
+    struct resp r;
+    char *ch = ins(80, "\"background\"", "\"8\"");
+    const char *v = NULL;
+    int64_t end;
+
+    src_begin(&t);
+    CU_ASSERT_EQUAL(post_batch(t.xid, ch, &r), 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"prepared\""));
+    resp_free(&r);
+    src_end(&t, true);
+    target_sync_standby("no_such_standby");
+    CU_ASSERT_EQUAL(post_outcome(t.xid, "committed"), 204);
+    /* the settler's COMMIT PREPARED is on the target, waiting */
+    end = now_ms() + 10000;
+    while (now_ms() < end) {
+        v = dw_sql_value(tgt, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COMMIT PREPARED%%' "
+                              "AND wait_event = 'SyncRep'");
+        if (v && strcmp(v, "1") == 0)
+            break;
+        sleep_ms(50);
+    }
+    CU_ASSERT_STRING_EQUAL(v ? v : "(none)", "1");
+    CU_ASSERT_TRUE(healthy());
+    target_sync_standby(NULL);
+    CU_ASSERT_TRUE(wait_prepared_count(0, 10000));
+    CU_ASSERT_TRUE(wait_in_doubt_empty(10000));
+    CU_ASSERT_EQUAL(order_rows(80), 1);
+    free(ch);
+}
+
 static int run_check(const char *config, char **output)
 {
     const char *args[] = {"--check", "-c", config, NULL};
@@ -638,6 +690,7 @@ int main(void)
     CU_add_test(s, "resolver settles from the source", test_resolver);
     CU_add_test(s, "undecidable prepared transactions are left for a human", test_resolver_leaves_undecidable);
     CU_add_test(s, "outcome and resolver racing settle each batch once", test_outcome_and_resolver_settle_once);
+    CU_add_test(s, "an outcome is answered before the target settles it", test_outcome_answered_before_settle);
     CU_add_test(s, "kill -9 and restart settles", test_kill9_restart);
     CU_add_test(s, "SIGHUP with a broken config keeps the old", test_reload);
     CU_add_test(s, "--check and start-up errors", test_check_and_startup_errors);

@@ -203,7 +203,7 @@ static int dwctl(const char *args, char **out)
 
 static int suite_init(void)
 {
-    const char *tconf[] = {"max_prepared_transactions = 10", NULL};
+    const char *tconf[] = {"max_prepared_transactions = 48", NULL};
     const char *root = getenv("DW_BUILD_ROOT");
     const char *sconf[4] = {NULL};
     char path[512], bridge_line[600];

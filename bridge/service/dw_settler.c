@@ -1,0 +1,210 @@
+/*
+ * The settler: a queue of decided batch ids and a few threads draining it.
+ *
+ * An outcome message used to settle its batch in the HTTP thread before
+ * answering: the hook reads that answer before its next batch, so with
+ * fsync on, COMMIT PREPARED's flush on the target sat in front of the
+ * client's next transaction, and under load every outcome was its own round
+ * trip with its own wake-ups of a service thread and a target backend.  Now
+ * the HTTP thread queues the id and answers; a settler thread takes
+ * everything queued (up to MAX_GROUP) and settles it in one exchange per
+ * connector (dw_outcome_settle_many).  More than one thread, so that a
+ * group in flight does not hold back the next one (with fsync on, each
+ * COMMIT PREPARED waits for its own flush on the target).
+ *
+ * Correctness does not rest on the queue: the decision is in the in-doubt
+ * table before the id is queued, and anything not settled (queue left at
+ * stop, target error) is the resolver's, exactly as a lost outcome message.
+ */
+#include "bridge/service/dw_settler.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bridge/common/dw_log.h"
+#include "bridge/service/dw_outcome.h"
+
+#define SETTLER_THREADS 2
+#define MAX_GROUP 64
+/*
+ * Outcomes queued or being applied, at most.  Each one is a prepared
+ * transaction the target keeps a while longer than a synchronous settle
+ * would (the hook's next batch no longer waits for it), so this bounds what
+ * the settler adds to the target's max_prepared_transactions; past it an
+ * outcome is applied before it is answered, which also slows down whoever
+ * outpaces the target.
+ */
+#define MAX_PENDING 32
+#define ID_SIZE sizeof(((struct dw_indoubt_info *) NULL)->id)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t more;        /* the queue got an id, or stop */
+static pthread_cond_t idle;        /* the queue is empty and no thread is settling */
+static char (*queue)[ID_SIZE];     /* a ring of qcap ids, qlen of them from qhead */
+static size_t qhead, qlen, qcap;
+static bool running, stopping;
+static int busy;                   /* threads settling a group */
+static size_t busy_ids;            /* ids in those groups */
+static pthread_t threads[SETTLER_THREADS];
+static int nthreads;
+
+static void settle_now(const char *id)
+{
+    struct dw_error err;
+
+    dw_error_clear(&err);
+    if (dw_outcome_settle(id, "outcome", &err) != DW_OK)
+        dw_warn("batch %s: %s; the resolver will retry", id, err.message);
+}
+
+/* Under lock: room for one more id; false when out of memory. */
+static bool make_room(void)
+{
+    size_t cap;
+    char (*q)[ID_SIZE];
+
+    if (qlen < qcap)
+        return true;
+    cap = qcap ? qcap * 2 : 64;
+    q = malloc(cap * sizeof(*q));
+    if (!q)
+        return false;
+    for (size_t i = 0; i < qlen; i++)
+        memcpy(q[i], queue[(qhead + i) % qcap], ID_SIZE);
+    free(queue);
+    queue = q;
+    qcap = cap;
+    qhead = 0;
+    return true;
+}
+
+void dw_settler_submit(const char *id)
+{
+    pthread_mutex_lock(&lock);
+    if (!running || stopping || strlen(id) >= ID_SIZE || qlen + busy_ids >= MAX_PENDING || !make_room()) {
+        pthread_mutex_unlock(&lock);
+        settle_now(id);
+        return;
+    }
+    memcpy(queue[(qhead + qlen) % qcap], id, strlen(id) + 1);
+    qlen++;
+    pthread_cond_signal(&more);
+    pthread_mutex_unlock(&lock);
+}
+
+static void *settler_main(void *arg)
+{
+    char ids[MAX_GROUP][ID_SIZE];
+    const char *ptrs[MAX_GROUP];
+
+    (void) arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        size_t n = 0;
+
+        while (qlen == 0 && !stopping)
+            pthread_cond_wait(&more, &lock);
+        if (stopping)
+            break;
+        while (qlen > 0 && n < MAX_GROUP) {
+            memcpy(ids[n], queue[qhead], ID_SIZE);
+            ptrs[n] = ids[n];
+            n++;
+            qhead = (qhead + 1) % qcap;
+            qlen--;
+        }
+        busy++;
+        busy_ids += n;
+        pthread_mutex_unlock(&lock);
+        dw_outcome_settle_many(ptrs, n, "outcome");
+        pthread_mutex_lock(&lock);
+        busy--;
+        busy_ids -= n;
+        if (qlen == 0 && busy == 0)
+            pthread_cond_broadcast(&idle);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+dw_errcode dw_settler_start(struct dw_error *err)
+{
+    pthread_condattr_t attr;
+
+    pthread_mutex_lock(&lock);
+    if (running) {
+        pthread_mutex_unlock(&lock);
+        return DW_OK;
+    }
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&more, &attr);
+    pthread_cond_init(&idle, &attr);
+    pthread_condattr_destroy(&attr);
+    stopping = false;
+    for (nthreads = 0; nthreads < SETTLER_THREADS; nthreads++) {
+        if (pthread_create(&threads[nthreads], NULL, settler_main, NULL) != 0)
+            break;
+    }
+    if (nthreads == 0) {
+        pthread_cond_destroy(&more);
+        pthread_cond_destroy(&idle);
+        pthread_mutex_unlock(&lock);
+        return dw_error_set(err, DW_ERR_INTERNAL, "could not start the settler threads");
+    }
+    running = true;
+    pthread_mutex_unlock(&lock);
+    return DW_OK;
+}
+
+void dw_settler_stop(long wait_ms)
+{
+    struct timespec deadline;
+    size_t left;
+
+    pthread_mutex_lock(&lock);
+    if (!running) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while ((qlen > 0 || busy > 0) && pthread_cond_timedwait(&idle, &lock, &deadline) == 0)
+        ;
+    stopping = true;
+    pthread_cond_broadcast(&more);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_lock(&lock);
+    left = qlen;
+    free(queue);
+    queue = NULL;
+    qhead = qlen = qcap = 0;
+    running = false;
+    nthreads = 0;
+    pthread_cond_destroy(&more);
+    pthread_cond_destroy(&idle);
+    pthread_mutex_unlock(&lock);
+    if (left > 0)
+        dw_warn("stopping with %zu outcome%s not applied; the resolver settles %s at the next start", left,
+                left == 1 ? "" : "s", left == 1 ? "it" : "them");
+}
+
+size_t dw_settler_queued(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lock);
+    n = qlen;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
