@@ -27,6 +27,7 @@
 #include "bridge/service/dw_outcome.h"
 #include "bridge/service/dw_pipeline.h"
 #include "bridge/service/dw_pool.h"
+#include "bridge/service/dw_settler.h"
 #include "bridge/service/dw_state.h"
 #include "bridge/service/dw_throttle.h"
 
@@ -458,6 +459,9 @@ void dw_metrics_render(struct dw_buf *out)
     dw_buf_printf(out, "# HELP dualwrite_in_doubt Prepared target transactions whose outcome is not "
                        "settled yet.\n# TYPE dualwrite_in_doubt gauge\ndualwrite_in_doubt %zu\n",
                   dw_outcome_count());
+    dw_buf_printf(out, "# HELP dualwrite_outcomes_queued Outcomes received and not yet taken by a settler "
+                       "thread.\n# TYPE dualwrite_outcomes_queued gauge\ndualwrite_outcomes_queued %zu\n",
+                  dw_settler_queued());
     dw_buf_puts(out, "# HELP dualwrite_settled_total Prepared transactions committed or rolled back, "
                      "by who decided.\n# TYPE dualwrite_settled_total counter\n");
     for (int c = 1; c >= 0; c--) {

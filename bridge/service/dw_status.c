@@ -25,6 +25,7 @@
 #include "bridge/service/dw_pipeline.h"
 #include "bridge/service/dw_pool.h"
 #include "bridge/service/dw_resolver.h"
+#include "bridge/service/dw_settler.h"
 #include "bridge/service/dw_state.h"
 #include "bridge/service/dw_throttle.h"
 
@@ -234,9 +235,9 @@ static void render_counters(struct dw_buf *out)
         dw_buf_printf(out, ":%llu,", (unsigned long long) t.batches_by_status[s]);
     }
     dw_buf_printf(out, "\"invalid\":%llu},\"rows\":%llu,\"in_flight\":%ld,\"in_doubt\":%zu,"
-                       "\"settled\":{\"commit\":%llu,\"rollback\":%llu}}",
+                       "\"outcomes_queued\":%zu,\"settled\":{\"commit\":%llu,\"rollback\":%llu}}",
                   (unsigned long long) t.batches_invalid, (unsigned long long) t.rows, t.in_flight,
-                  dw_outcome_count(), (unsigned long long) t.settled_commit,
+                  dw_outcome_count(), dw_settler_queued(), (unsigned long long) t.settled_commit,
                   (unsigned long long) t.settled_rollback);
 }
 

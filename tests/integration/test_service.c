@@ -36,12 +36,14 @@ static void test_routes(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"two_phase\":true"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"name\":\"orders\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"in_doubt\":["));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"outcomes_queued\":0,"));
     resp_free(&r);
 
     CU_ASSERT_EQUAL(call("GET", "/metrics", NULL, &r), 200);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.head, "text/plain"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "# TYPE dualwrite_stage_seconds histogram"));
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "dualwrite_in_doubt "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "dualwrite_outcomes_queued 0\n"));
     resp_free(&r);
 
     CU_ASSERT_EQUAL(call("POST", "/v1/health", "{}", &r), 405);
