@@ -43,6 +43,21 @@ static inline int64_t dw_now_ms(void)
     return dw_now_us() / 1000;
 }
 
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a monotonic condition. */
+static inline struct timespec dw_monotonic_in_ms(int64_t ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t) (ms / 1000);
+    ts.tv_nsec += (long) (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 void dw_metrics_init(void);
 void dw_metrics_cleanup(void);
 

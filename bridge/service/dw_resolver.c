@@ -396,13 +396,7 @@ static void *resolver_main(void *arg)
 
         pass();
         ms = current_interval();
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = dw_monotonic_in_ms(ms);
         pthread_mutex_lock(&lock);
         while (!stop_requested && !wake_requested) {
             if (pthread_cond_timedwait(&cond, &lock, &ts) != 0)

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "bridge/common/dw_log.h"
+#include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
 
 #define SETTLER_THREADS 2
@@ -170,13 +171,7 @@ void dw_settler_stop(long wait_ms)
         pthread_mutex_unlock(&lock);
         return;
     }
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    deadline = dw_monotonic_in_ms(wait_ms);
     while ((qlen > 0 || busy > 0) && pthread_cond_timedwait(&idle, &lock, &deadline) == 0)
         ;
     stopping = true;

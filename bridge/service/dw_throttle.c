@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "bridge/common/dw_log.h"
+#include "bridge/service/dw_metrics.h"
 
 /* Longest single sleep: waiters look again at least this often. */
 #define MAX_SLICE_MS 1000
@@ -310,15 +311,8 @@ static void refuse(struct dw_throttle *t, dw_throttle_limit which, int64_t retry
 
 static void cond_wait_ms(struct dw_throttle *t, int64_t ms)
 {
-    struct timespec ts;
+    struct timespec ts = dw_monotonic_in_ms(ms);
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t) (ms / 1000);
-    ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     (void) pthread_cond_timedwait(&t->changed, &t->lock, &ts);
 }
 

@@ -109,6 +109,16 @@ static const char *val(const char *fmt, ...)
     return v ? v : "(null)";
 }
 
+/* End every session of the connector on the target, and wait until they are gone. */
+static void terminate_sessions(void)
+{
+    PQclear(dw_sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'dualwrited'"));
+    for (int i = 0; i < 100 && strcmp(val("SELECT count(*) FROM pg_stat_activity WHERE "
+                                          "application_name = 'dualwrited'"), "0") != 0; i++)
+        usleep(20000);
+}
+
 #define OP(kind_, table_, nkey_, cols_, vals_)                                            \
     {.kind = (kind_), .connector = "target", .table = (table_), .nkey = (nkey_),           \
      .ncolumns = sizeof(cols_) / sizeof((cols_)[0]), .columns = (cols_), .values = (vals_), \
@@ -453,11 +463,7 @@ static void test_resolve_many(void)
     }
 
     /* a lost connection: every gid sent fails with DW_ERR_CONNECT */
-    PQclear(dw_sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE application_name = 'dualwrited'"));
-    for (int i = 0; i < 100 && strcmp(val("SELECT count(*) FROM pg_stat_activity WHERE "
-                                          "application_name = 'dualwrited'"), "0") != 0; i++)
-        usleep(20000);
+    terminate_sessions();
     gids[0] = gid[3];
     gids[1] = "dw:never";
     pg->resolve_prepared_many(s, gids, commit, 2, rcs, errs);
@@ -512,11 +518,7 @@ static void test_connection_loss(void)
     struct dw_error err;
 
     expect_batch_ok(s, &op, 1);
-    PQclear(dw_sql(admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE application_name = 'dualwrited'"));
-    for (int i = 0; i < 100 && strcmp(val("SELECT count(*) FROM pg_stat_activity WHERE "
-                                          "application_name = 'dualwrited'"), "0") != 0; i++)
-        usleep(20000);
+    terminate_sessions();
     dw_error_clear(&err);
     CU_ASSERT_EQUAL(run_batch(s, &op, 1, "dw:lost", &err), DW_ERR_CONNECT);
     DW_ASSERT_CONTAINS(err.message, "connection");
