@@ -43,11 +43,13 @@ static inline int64_t dw_now_ms(void)
     return dw_now_us() / 1000;
 }
 
-/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a monotonic condition. */
+/* The CLOCK_MONOTONIC time ms (at least 0) from now, for pthread_cond_timedwait on a monotonic condition. */
 static inline struct timespec dw_monotonic_in_ms(int64_t ms)
 {
     struct timespec ts;
 
+    if (ms < 0)
+        ms = 0;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += (time_t) (ms / 1000);
     ts.tv_nsec += (long) (ms % 1000) * 1000000L;

@@ -446,6 +446,15 @@ static void reset_verdict(struct run *r)
  * throttled the batch by itself and the pause it asked for ends before the
  * deadline.  The admission of that second attempt is what waits out the pause.
  */
+static bool has_delete(const struct dw_oplist *ops)
+{
+    for (size_t i = 0; i < ops->nops; i++) {
+        if (ops->ops[i].kind == DW_OP_DELETE)
+            return true;
+    }
+    return false;
+}
+
 static void run_target(struct run *r, struct dw_conn_state *c, int64_t deadline_ms)
 {
     int64_t wait_until = deadline_ms > 0 ? deadline_ms : dw_now_ms() + DEFAULT_WAIT_MS;
@@ -601,6 +610,24 @@ int dw_pipeline_batch(const char *body, size_t len, struct dw_arena *arena, stru
         goto out;
     }
     dw_metrics_stage(DW_STAGE_PREVALIDATION, dw_now_us() - t);
+
+    /*
+     * A delete must not reach the target before the COMMIT PREPARED of a
+     * transaction that the source committed before it: the row that
+     * transaction inserted stays invisible to the DELETE until then, and
+     * nothing makes a DELETE wait for it (an upsert waits, on the key's
+     * unique index).  So a batch with deletes first waits for every outcome
+     * received so far to be applied (G3 across sessions; within a session
+     * dw_http.c waits for the session's own last outcome).
+     */
+    if (has_delete(&ops) &&
+        !dw_settler_wait(dw_settler_last_ticket(), (deadline_ms > 0 ? deadline_ms : dw_now_ms() + DEFAULT_WAIT_MS) -
+                                                       dw_now_ms())) {
+        dw_error_set(&r.err, DW_ERR_TIMEOUT, "earlier transactions' outcomes are still being applied on the "
+                                             "target; retry the transaction");
+        fail(&r, 503, DW_VERDICT_UNAVAILABLE, "previous-outcome");
+        goto out;
+    }
 
     /* ---- throttle, then operation ---- */
     run_target(&r, c, deadline_ms);

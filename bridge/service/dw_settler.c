@@ -15,11 +15,23 @@
  * Correctness does not rest on the queue: the decision is in the in-doubt
  * table before the id is queued, and anything not settled (queue left at
  * stop, target error) is the resolver's, exactly as a lost outcome message.
+ *
+ * Order (G3): a session's next batch must not reach the target before its
+ * previous transaction is committed there.  A DELETE of a row that the
+ * previous transaction inserted would find nothing (a prepared insert is
+ * invisible, and nothing waits for it) and the row would appear afterwards.
+ * Every queued id gets a ticket, in queue order; the HTTP layer remembers
+ * the ticket of a connection's last outcome and waits (dw_settler_wait)
+ * until everything up to it is settled before it runs that connection's
+ * next batch.  The wait costs nothing when the settler is ahead, which is
+ * the common case: the hook's next transaction takes longer than a COMMIT
+ * PREPARED.
  */
 #include "bridge/service/dw_settler.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,13 +56,34 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t more;        /* the queue got an id, or stop */
 static pthread_cond_t idle;        /* the queue is empty and no thread is settling */
-static char (*queue)[ID_SIZE];     /* a ring of qcap ids, qlen of them from qhead */
+static pthread_cond_t done;        /* a group is settled */
+struct queued {
+    uint64_t ticket;
+    char id[ID_SIZE];
+};
+static struct queued *queue;       /* a ring of qcap entries, qlen of them from qhead */
 static size_t qhead, qlen, qcap;
+static uint64_t next_ticket = 1;
 static bool running, stopping;
 static int busy;                   /* threads settling a group */
 static size_t busy_ids;            /* ids in those groups */
+static uint64_t busy_first[SETTLER_THREADS];  /* first ticket of each thread's group, 0: none */
 static pthread_t threads[SETTLER_THREADS];
 static int nthreads;
+
+/* Under lock: every ticket up to the one returned has been settled (or left to the resolver). */
+static uint64_t settled_through(void)
+{
+    uint64_t low = next_ticket;
+
+    if (qlen > 0 && queue[qhead].ticket < low)
+        low = queue[qhead].ticket;
+    for (int i = 0; i < SETTLER_THREADS; i++) {
+        if (busy_first[i] != 0 && busy_first[i] < low)
+            low = busy_first[i];
+    }
+    return low - 1;
+}
 
 static void settle_now(const char *id)
 {
@@ -65,7 +98,7 @@ static void settle_now(const char *id)
 static bool make_room(void)
 {
     size_t cap;
-    char (*q)[ID_SIZE];
+    struct queued *q;
 
     if (qlen < qcap)
         return true;
@@ -74,7 +107,7 @@ static bool make_room(void)
     if (!q)
         return false;
     for (size_t i = 0; i < qlen; i++)
-        memcpy(q[i], queue[(qhead + i) % qcap], ID_SIZE);
+        q[i] = queue[(qhead + i) % qcap];
     free(queue);
     queue = q;
     qcap = cap;
@@ -82,26 +115,80 @@ static bool make_room(void)
     return true;
 }
 
-void dw_settler_submit(const char *id)
+uint64_t dw_settler_submit(const char *id)
 {
+    struct queued *q;
+    uint64_t ticket;
+
     pthread_mutex_lock(&lock);
     if (!running || stopping || strlen(id) >= ID_SIZE || qlen + busy_ids >= MAX_PENDING || !make_room()) {
         pthread_mutex_unlock(&lock);
         settle_now(id);
-        return;
+        return 0;
     }
-    memcpy(queue[(qhead + qlen) % qcap], id, strlen(id) + 1);
+    q = &queue[(qhead + qlen) % qcap];
+    ticket = q->ticket = next_ticket++;
+    memcpy(q->id, id, strlen(id) + 1);
     qlen++;
     pthread_cond_signal(&more);
     pthread_mutex_unlock(&lock);
+    return ticket;
 }
+
+uint64_t dw_settler_last_ticket(void)
+{
+    uint64_t t;
+
+    pthread_mutex_lock(&lock);
+    t = next_ticket - 1;
+    pthread_mutex_unlock(&lock);
+    return t;
+}
+
+bool dw_settler_wait(uint64_t ticket, long timeout_ms)
+{
+    struct timespec deadline = dw_monotonic_in_ms(timeout_ms);
+    bool ok = true;
+
+    if (ticket == 0)
+        return true;
+    pthread_mutex_lock(&lock);
+    while (running && settled_through() < ticket) {
+        if (pthread_cond_timedwait(&done, &lock, &deadline) != 0) {
+            ok = !running || settled_through() >= ticket;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return ok;
+}
+
+#ifdef DW_FAULT_INJECTION
+/*
+ * Fault injection (test builds only): DW_FAULT=delay-settle:MS makes every
+ * group wait MS milliseconds before it goes to the target, so that a test
+ * can show what a session's next batch does meanwhile.
+ */
+static void fault_before_settle(void)
+{
+    const char *f = getenv("DW_FAULT");
+
+    if (f && strncmp(f, "delay-settle:", 13) == 0) {
+        long ms = strtol(f + 13, NULL, 10);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+}
+#endif
 
 static void *settler_main(void *arg)
 {
+    int me = (int) (intptr_t) arg;
     char ids[MAX_GROUP][ID_SIZE];
     const char *ptrs[MAX_GROUP];
 
-    (void) arg;
     pthread_mutex_lock(&lock);
     for (;;) {
         size_t n = 0;
@@ -110,8 +197,9 @@ static void *settler_main(void *arg)
             pthread_cond_wait(&more, &lock);
         if (stopping)
             break;
+        busy_first[me] = queue[qhead].ticket;
         while (qlen > 0 && n < MAX_GROUP) {
-            memcpy(ids[n], queue[qhead], ID_SIZE);
+            memcpy(ids[n], queue[qhead].id, ID_SIZE);
             ptrs[n] = ids[n];
             n++;
             qhead = (qhead + 1) % qcap;
@@ -120,10 +208,15 @@ static void *settler_main(void *arg)
         busy++;
         busy_ids += n;
         pthread_mutex_unlock(&lock);
+#ifdef DW_FAULT_INJECTION
+        fault_before_settle();
+#endif
         dw_outcome_settle_many(ptrs, n, "outcome");
         pthread_mutex_lock(&lock);
         busy--;
         busy_ids -= n;
+        busy_first[me] = 0;
+        pthread_cond_broadcast(&done);
         if (qlen == 0 && busy == 0)
             pthread_cond_broadcast(&idle);
     }
@@ -144,15 +237,17 @@ dw_errcode dw_settler_start(struct dw_error *err)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&more, &attr);
     pthread_cond_init(&idle, &attr);
+    pthread_cond_init(&done, &attr);
     pthread_condattr_destroy(&attr);
     stopping = false;
     for (nthreads = 0; nthreads < SETTLER_THREADS; nthreads++) {
-        if (pthread_create(&threads[nthreads], NULL, settler_main, NULL) != 0)
+        if (pthread_create(&threads[nthreads], NULL, settler_main, (void *) (intptr_t) nthreads) != 0)
             break;
     }
     if (nthreads == 0) {
         pthread_cond_destroy(&more);
         pthread_cond_destroy(&idle);
+        pthread_cond_destroy(&done);
         pthread_mutex_unlock(&lock);
         return dw_error_set(err, DW_ERR_INTERNAL, "could not start the settler threads");
     }
@@ -186,8 +281,10 @@ void dw_settler_stop(long wait_ms)
     qhead = qlen = qcap = 0;
     running = false;
     nthreads = 0;
+    pthread_cond_broadcast(&done);
     pthread_cond_destroy(&more);
     pthread_cond_destroy(&idle);
+    pthread_cond_destroy(&done);
     pthread_mutex_unlock(&lock);
     if (left > 0)
         dw_warn("stopping with %zu outcome%s not applied; the resolver settles %s at the next start", left,

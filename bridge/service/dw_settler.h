@@ -9,7 +9,9 @@
 #ifndef DW_SETTLER_H
 #define DW_SETTLER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bridge/common/dw_error.h"
 
@@ -17,10 +19,22 @@
 dw_errcode dw_settler_start(struct dw_error *err) DW_MUST_CHECK;
 
 /*
- * Queue the decided batch id for settling.  Without a running settler (not
- * started, stopping, or out of memory), settles it in the calling thread.
+ * Queue the decided batch id for settling and return its ticket.  Without a
+ * running settler (not started, stopping, too many pending, or out of
+ * memory), settles it in the calling thread and returns 0.
  */
-void dw_settler_submit(const char *id);
+uint64_t dw_settler_submit(const char *id);
+
+/*
+ * Wait until every id queued up to ticket has been settled (or, failing,
+ * left to the resolver): a source session's next batch must not reach the
+ * target before its previous transaction is committed there (G3).  True at
+ * once for ticket 0; false when timeout_ms passed first.
+ */
+bool dw_settler_wait(uint64_t ticket, long timeout_ms) DW_MUST_CHECK;
+
+/* The ticket of the last id queued so far (0: none yet). */
+uint64_t dw_settler_last_ticket(void);
 
 /*
  * Settle what is queued, waiting at most wait_ms for it (what is left stays

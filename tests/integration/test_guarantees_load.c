@@ -144,6 +144,53 @@ static void test_reload(void)
     free(good);
 }
 
+/* ------------------------------------------------------------ i. order within a session */
+
+/*
+ * G3: each transaction deletes the row the one before it inserted, in the
+ * same session and then in another one.  Outcomes are applied in the
+ * background, and here each COMMIT PREPARED is held back 300 ms (fault
+ * point): were the DELETE's batch run on the target before the INSERT's
+ * COMMIT PREPARED, it would find nothing (a prepared insert is invisible and
+ * nothing waits for it), and the row would then appear on the target
+ * although the source deleted it.
+ */
+static void test_session_order(void)
+{
+    PGconn *c, *other;
+
+    CU_ASSERT_EQUAL_FATAL(gh_service_stop(SIGTERM), 0);
+    CU_ASSERT_TRUE_FATAL(gh_service_start("delay-settle:300"));
+    c = gh_source_connect();
+    CU_ASSERT_FATAL(c != NULL);
+    for (int i = 0; i < 5; i++) {
+        int id = 900 + i;
+
+        CU_ASSERT(gh_q(c, "INSERT INTO orders (id, customer_id, status, total) VALUES (%d, 1, 'draft', 9)", id).ok);
+        CU_ASSERT(gh_q(c, "DELETE FROM orders WHERE id = %d", id).ok);
+    }
+    /* and an update of a row inserted by the transaction before */
+    CU_ASSERT(gh_q(c, "INSERT INTO orders (id, customer_id, status, total) VALUES (910, 1, 'draft', 9)").ok);
+    CU_ASSERT(gh_q(c, "UPDATE orders SET status = 'shipped' WHERE id = 910").ok);
+    /* another session deletes what this one has just inserted */
+    other = gh_source_connect();
+    CU_ASSERT_FATAL(other != NULL);
+    for (int i = 0; i < 3; i++) {
+        int id = 920 + i;
+
+        CU_ASSERT(gh_q(c, "INSERT INTO orders (id, customer_id, status, total) VALUES (%d, 1, 'draft', 9)", id).ok);
+        CU_ASSERT(gh_q(other, "DELETE FROM orders WHERE id = %d", id).ok);
+    }
+    PQfinish(other);
+    PQfinish(c);
+    CU_ASSERT_TRUE(gh_consistent());
+    CU_ASSERT_EQUAL(gh_target_count("orders WHERE id BETWEEN 900 AND 904"), 0);
+    CU_ASSERT_EQUAL(gh_target_count("orders WHERE id BETWEEN 920 AND 922"), 0);
+    CU_ASSERT_EQUAL(gh_target_count("orders WHERE id = %d AND status = 'closed'", 910), 1);
+    CU_ASSERT_EQUAL_FATAL(gh_service_stop(SIGTERM), 0);
+    CU_ASSERT_TRUE_FATAL(gh_service_start(NULL));
+}
+
 /* ------------------------------------------------------------ f. concurrency */
 
 struct worker {
@@ -492,6 +539,7 @@ static void test_sigterm_under_load(void)
 
 const struct dw_cunit_test gt_load_tests[] = {
     {"h. SIGHUP: a broken config keeps live sync, a fixed one applies new maps", test_reload},
+    {"i. order: a delete waits for the outcome of the insert before it", test_session_order},
     {"f. 8 concurrent sessions for 30 s: both sides identical", test_concurrency},
     {"g. SIGTERM while sessions commit: nothing lost, nothing in doubt", test_sigterm_under_load},
 };
