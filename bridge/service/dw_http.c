@@ -25,7 +25,6 @@
 #include <limits.h>
 #include <netdb.h>
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +48,6 @@
 #include "bridge/service/dw_status.h"
 
 #define SMALL_BODY_LIMIT 4096          /* outcome messages and GETs */
-#define PREVIOUS_OUTCOME_WAIT_MS 30000 /* a batch waits this long for its session's previous outcome */
 #define DISCARD_LIMIT (64u * 1024u)    /* body of a refused request we read and drop */
 #define KEEP_BUFFER_BYTES (1u << 20)   /* a connection's body buffer beyond this is freed after use */
 #define ARENA_CHUNK (64u * 1024u)
@@ -87,7 +85,6 @@ struct dw_http {
 struct conn_ctx {
     struct dw_arena arena;
     struct dw_buf body;
-    uint64_t settle_ticket;       /* the settler's ticket of this connection's last outcome, 0: none */
 };
 
 /* Per request. */
@@ -259,14 +256,6 @@ static enum MHD_Result handle_batch(struct dw_http *http, struct MHD_Connection 
     /* in flight until the response is sent (completed_cb), so the drain does not cut it off */
     rq->inflight = true;
     dw_buf_init(&out);
-    /* G3: this session's previous transaction is committed on the target before this one starts */
-    if (!dw_settler_wait(ctx->settle_ticket, PREVIOUS_OUTCOME_WAIT_MS)) {
-        code = dw_pipeline_refuse(503, "previous-outcome",
-                                  "the outcome of this session's previous transaction is still being applied "
-                                  "on the target; retry the transaction", &out);
-        return send_body(c, code, &out, "application/json", false, NULL, NULL);
-    }
-    ctx->settle_ticket = 0;
     code = dw_pipeline_batch(ctx->body.data ? ctx->body.data : "", ctx->body.len, &ctx->arena, &out,
                              &retry_after_s);
     dw_arena_reset(&ctx->arena);
@@ -335,8 +324,12 @@ static enum MHD_Result handle_outcome(struct MHD_Connection *c, struct conn_ctx 
     case DW_DECIDE_OK:
         break;
     }
-    /* applied in the background: the answer does not wait for the target, the next batch does */
-    ctx->settle_ticket = dw_settler_submit(id);
+    /*
+     * Applied in the background: the answer does not wait for the target.
+     * The session's next batch may reach the target first; see dw_settler.c
+     * for why the order of rows is kept all the same.
+     */
+    (void) dw_settler_submit(id);
     ret = send_body(c, 204, NULL, NULL, false, NULL, NULL);
     return ret;
 }

@@ -617,8 +617,7 @@ int dw_pipeline_batch(const char *body, size_t len, struct dw_arena *arena, stru
      * transaction inserted stays invisible to the DELETE until then, and
      * nothing makes a DELETE wait for it (an upsert waits, on the key's
      * unique index).  So a batch with deletes first waits for every outcome
-     * received so far to be applied (G3 across sessions; within a session
-     * dw_http.c waits for the session's own last outcome).
+     * received so far to be applied (G3; see dw_settler.c).
      */
     if (has_delete(&ops) &&
         !dw_settler_wait(dw_settler_last_ticket(), (deadline_ms > 0 ? deadline_ms : dw_now_ms() + DEFAULT_WAIT_MS) -

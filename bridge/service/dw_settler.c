@@ -16,16 +16,20 @@
  * table before the id is queued, and anything not settled (queue left at
  * stop, target error) is the resolver's, exactly as a lost outcome message.
  *
- * Order (G3): a session's next batch must not reach the target before its
- * previous transaction is committed there.  A DELETE of a row that the
- * previous transaction inserted would find nothing (a prepared insert is
- * invisible, and nothing waits for it) and the row would appear afterwards.
- * Every queued id gets a ticket, in queue order; the HTTP layer remembers
- * the ticket of a connection's last outcome and waits (dw_settler_wait)
- * until everything up to it is settled before it runs that connection's
- * next batch.  The wait costs nothing when the settler is ahead, which is
- * the common case: the hook's next transaction takes longer than a COMMIT
- * PREPARED.
+ * Order (G3): a later transaction's batch (of the same source session or
+ * another) may now reach the target while an earlier transaction's COMMIT
+ * PREPARED is still queued.  The target's own locks keep the rows in order
+ * for everything but a DELETE: an upsert of a key that the prepared
+ * transaction inserted, updated or deleted waits on that transaction (its
+ * row lock, or its entry in the key's unique index) until the COMMIT
+ * PREPARED, and then applies on top of it.  A DELETE of a row that the
+ * prepared transaction inserted finds nothing (the insert is invisible to
+ * it, and nothing makes it wait), and the row would appear afterwards.  So
+ * every queued id gets a ticket, in queue order, and a batch with deletes
+ * first waits (dw_settler_wait) until every outcome received before it is
+ * applied (dw_pipeline.c).  The hook sends a transaction's outcome right
+ * after its commit, before its client hears of the commit, so the outcome
+ * of anything a later transaction could have seen has arrived by then.
  */
 #include "bridge/service/dw_settler.h"
 
@@ -47,10 +51,12 @@
  * transaction the target keeps a while longer than a synchronous settle
  * would (the hook's next batch no longer waits for it), so this bounds what
  * the settler adds to the target's max_prepared_transactions; past it an
- * outcome is applied before it is answered, which also slows down whoever
- * outpaces the target.
+ * outcome waits for room before it is answered, which also slows down
+ * whoever outpaces the target.
  */
 #define MAX_PENDING 32
+/* How long an outcome waits for room before it is applied in the caller's thread. */
+#define ROOM_WAIT_MS 30000
 #define ID_SIZE sizeof(((struct dw_indoubt_info *) NULL)->id)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -117,10 +123,16 @@ static bool make_room(void)
 
 uint64_t dw_settler_submit(const char *id)
 {
+    struct timespec deadline = dw_monotonic_in_ms(ROOM_WAIT_MS);
     struct queued *q;
     uint64_t ticket;
 
     pthread_mutex_lock(&lock);
+    /* backpressure: wait for room, so that every outcome gets a ticket (the order of deletes rests on it) */
+    while (running && !stopping && qlen + busy_ids >= MAX_PENDING) {
+        if (pthread_cond_timedwait(&done, &lock, &deadline) != 0)
+            break;
+    }
     if (!running || stopping || strlen(id) >= ID_SIZE || qlen + busy_ids >= MAX_PENDING || !make_room()) {
         pthread_mutex_unlock(&lock);
         settle_now(id);

@@ -19,17 +19,18 @@
 dw_errcode dw_settler_start(struct dw_error *err) DW_MUST_CHECK;
 
 /*
- * Queue the decided batch id for settling and return its ticket.  Without a
- * running settler (not started, stopping, too many pending, or out of
- * memory), settles it in the calling thread and returns 0.
+ * Queue the decided batch id for settling and return its ticket; with 32
+ * outcomes pending, first wait for room.  Without a running settler (not
+ * started, stopping, no room within 30 s, or out of memory), settles it in
+ * the calling thread and returns 0.
  */
 uint64_t dw_settler_submit(const char *id);
 
 /*
  * Wait until every id queued up to ticket has been settled (or, failing,
- * left to the resolver): a source session's next batch must not reach the
- * target before its previous transaction is committed there (G3).  True at
- * once for ticket 0; false when timeout_ms passed first.
+ * left to the resolver): a batch with deletes must not reach the target
+ * before earlier transactions are committed there (G3, see dw_settler.c).
+ * True at once for ticket 0; false when timeout_ms passed first.
  */
 bool dw_settler_wait(uint64_t ticket, long timeout_ms) DW_MUST_CHECK;
 
