@@ -6,11 +6,9 @@
  * fsync on, COMMIT PREPARED's flush on the target sat in front of the
  * client's next transaction, and under load every outcome was its own round
  * trip with its own wake-ups of a service thread and a target backend.  Now
- * the HTTP thread queues the id and answers; a settler thread takes
- * everything queued (up to MAX_GROUP) and settles it in one exchange per
- * connector (dw_outcome_settle_many).  More than one thread, so that a
- * group in flight does not hold back the next one (with fsync on, each
- * COMMIT PREPARED waits for its own flush on the target).
+ * the HTTP thread queues the id and answers; a settler thread takes what is
+ * queued (up to MAX_GROUP) and settles it in one exchange per connector
+ * (dw_outcome_settle_many).
  *
  * Correctness does not rest on the queue: the decision is in the in-doubt
  * table before the id is queued, and anything not settled (queue left at
@@ -44,8 +42,16 @@
 #include "bridge/service/dw_metrics.h"
 #include "bridge/service/dw_outcome.h"
 
-#define SETTLER_THREADS 2
-#define MAX_GROUP 64
+/*
+ * Four threads, groups of at most 8.  Within a group each COMMIT PREPARED is
+ * its own transaction on the target and, with fsync on, waits for its own WAL
+ * flush, one after the other in one backend; several smaller groups in
+ * parallel let the target's group commit merge those flushes.  Measured at 8
+ * clients on 2 cores: +6% throughput with fsync on against 2 threads with
+ * groups of 64, -5% with fsync off (where one big group saves wake-ups).
+ */
+#define SETTLER_THREADS 4
+#define MAX_GROUP 8
 /*
  * Outcomes queued or being applied, at most.  Each one is a prepared
  * transaction the target keeps a while longer than a synchronous settle
