@@ -67,8 +67,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t more;        /* the queue got an id, or stop */
-static pthread_cond_t idle;        /* the queue is empty and no thread is settling */
-static pthread_cond_t done;        /* a group is settled */
+static pthread_cond_t done;        /* a group is settled (or the settler stopped) */
 struct queued {
     uint64_t ticket;
     char id[ID_SIZE];
@@ -235,8 +234,6 @@ static void *settler_main(void *arg)
         busy_ids -= n;
         busy_first[me] = 0;
         pthread_cond_broadcast(&done);
-        if (qlen == 0 && busy == 0)
-            pthread_cond_broadcast(&idle);
     }
     pthread_mutex_unlock(&lock);
     return NULL;
@@ -254,7 +251,6 @@ dw_errcode dw_settler_start(struct dw_error *err)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&more, &attr);
-    pthread_cond_init(&idle, &attr);
     pthread_cond_init(&done, &attr);
     pthread_condattr_destroy(&attr);
     stopping = false;
@@ -264,7 +260,6 @@ dw_errcode dw_settler_start(struct dw_error *err)
     }
     if (nthreads == 0) {
         pthread_cond_destroy(&more);
-        pthread_cond_destroy(&idle);
         pthread_cond_destroy(&done);
         pthread_mutex_unlock(&lock);
         return dw_error_set(err, DW_ERR_INTERNAL, "could not start the settler threads");
@@ -285,7 +280,7 @@ void dw_settler_stop(long wait_ms)
         return;
     }
     deadline = dw_monotonic_in_ms(wait_ms);
-    while ((qlen > 0 || busy > 0) && pthread_cond_timedwait(&idle, &lock, &deadline) == 0)
+    while ((qlen > 0 || busy > 0) && pthread_cond_timedwait(&done, &lock, &deadline) == 0)
         ;
     stopping = true;
     pthread_cond_broadcast(&more);
@@ -301,7 +296,6 @@ void dw_settler_stop(long wait_ms)
     nthreads = 0;
     pthread_cond_broadcast(&done);
     pthread_cond_destroy(&more);
-    pthread_cond_destroy(&idle);
     pthread_cond_destroy(&done);
     pthread_mutex_unlock(&lock);
     if (left > 0)
