@@ -343,6 +343,28 @@ void dw_outcome_observe(const char *id, const char *connector, struct dw_indoubt
     pthread_mutex_unlock(&lock);
 }
 
+bool dw_outcome_batched_settle(const char *id)
+{
+    char connector[sizeof(((struct dw_indoubt_info *) NULL)->connector)];
+    struct dw_indoubt_info *e;
+    struct dw_state *st;
+    struct dw_conn_state *c;
+    bool yes;
+
+    pthread_mutex_lock(&lock);
+    e = find(id);
+    if (e)
+        snprintf(connector, sizeof(connector), "%s", e->connector);
+    pthread_mutex_unlock(&lock);
+    if (!e)
+        return false;
+    st = dw_state_acquire();
+    c = st ? dw_state_conn(st, connector) : NULL;
+    yes = c && c->ops->resolve_prepared_many;
+    dw_state_release(st);
+    return yes;
+}
+
 void dw_outcome_mark_reported(const char *id)
 {
     struct dw_indoubt_info *e;

@@ -84,6 +84,13 @@ dw_errcode dw_outcome_settle(const char *id, const char *by, struct dw_error *er
 void dw_outcome_settle_many(const char *const *ids, size_t n, const char *by);
 
 /*
+ * True when the in-doubt batch id belongs to a connector that settles
+ * several prepared transactions in one exchange (resolve_prepared_many):
+ * the only ones whose outcomes the settler takes in the background.
+ */
+bool dw_outcome_batched_settle(const char *id);
+
+/*
  * Resolver: make sure a prepared gid found on connector is in the table
  * (added as discovered when absent) and copy its entry to *info.
  */

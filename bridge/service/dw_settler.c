@@ -132,6 +132,17 @@ uint64_t dw_settler_submit(const char *id)
     struct queued *q;
     uint64_t ticket;
 
+    /*
+     * Only connectors that settle in groups (PostgreSQL) go through the queue:
+     * the order argument above rests on PostgreSQL's locking, and for the
+     * others (MariaDB XA through ODBC) the background settle would gain
+     * nothing but a later COMMIT.  Theirs is applied here, before the answer,
+     * which the hook reads before its next batch.
+     */
+    if (!dw_outcome_batched_settle(id)) {
+        settle_now(id);
+        return 0;
+    }
     pthread_mutex_lock(&lock);
     /* backpressure: wait for room, so that every outcome gets a ticket (the order of deletes rests on it) */
     while (running && !stopping && qlen + busy_ids >= MAX_PENDING) {
