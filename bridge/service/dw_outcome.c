@@ -549,8 +549,9 @@ static void settle_claimed(const struct dw_indoubt_info *const *es, size_t n, dw
     if (s)
         dw_pool_release(c->settle, s);
     dw_state_release(st);
+    t0 = dw_now_us() - t0;
     for (i = 0; i < n; i++)
-        dw_metrics_stage(DW_STAGE_SETTLE, dw_now_us() - t0);
+        dw_metrics_stage(DW_STAGE_SETTLE, t0);
 }
 
 dw_errcode dw_outcome_settle(const char *id, const char *by, struct dw_error *err)

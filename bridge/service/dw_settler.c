@@ -76,8 +76,7 @@ static struct queued *queue;       /* a ring of qcap entries, qlen of them from 
 static size_t qhead, qlen, qcap;
 static uint64_t next_ticket = 1;
 static bool running, stopping;
-static int busy;                   /* threads settling a group */
-static size_t busy_ids;            /* ids in those groups */
+static size_t busy_ids;            /* ids in groups being settled */
 static uint64_t busy_first[SETTLER_THREADS];  /* first ticket of each thread's group, 0: none */
 static pthread_t threads[SETTLER_THREADS];
 static int nthreads;
@@ -233,7 +232,6 @@ static void *settler_main(void *arg)
             qhead = (qhead + 1) % qcap;
             qlen--;
         }
-        busy++;
         busy_ids += n;
         pthread_mutex_unlock(&lock);
 #ifdef DW_FAULT_INJECTION
@@ -241,7 +239,6 @@ static void *settler_main(void *arg)
 #endif
         dw_outcome_settle_many(ptrs, n, "outcome");
         pthread_mutex_lock(&lock);
-        busy--;
         busy_ids -= n;
         busy_first[me] = 0;
         pthread_cond_broadcast(&done);
@@ -291,7 +288,7 @@ void dw_settler_stop(long wait_ms)
         return;
     }
     deadline = dw_monotonic_in_ms(wait_ms);
-    while ((qlen > 0 || busy > 0) && pthread_cond_timedwait(&done, &lock, &deadline) == 0)
+    while ((qlen > 0 || busy_ids > 0) && pthread_cond_timedwait(&done, &lock, &deadline) == 0)
         ;
     stopping = true;
     pthread_cond_broadcast(&more);

@@ -152,54 +152,28 @@ dw_errcode dw_pg_begin(struct dw_session *base, const char *batch_id, struct dw_
 }
 
 /* Statement text of one operation into s->sql; returns the parameter count. */
+/*
+ * The statement for one operation: a delete by "key = $n" (the grouped form,
+ * "key IN (...)", is for several rows); an upsert as dw_pg_group_sql builds
+ * it for one row.
+ */
 static int build_sql(struct pg_session *s, const struct dw_target_op *op)
 {
     struct dw_buf *b = &s->sql;
 
+    if (op->kind != DW_OP_DELETE)
+        return dw_pg_group_sql(b, op, 1);
     dw_buf_reset(b);
-    if (op->kind == DW_OP_DELETE) {
-        dw_buf_puts(b, "DELETE FROM ");
-        dw_pg_quote_table(b, op->table);
-        dw_buf_puts(b, " WHERE ");
-        for (size_t i = 0; i < op->nkey; i++) {
-            if (i)
-                dw_buf_puts(b, " AND ");
-            dw_pg_quote_ident(b, op->columns[i]);
-            dw_buf_printf(b, " = $%zu", i + 1);
-        }
-        return (int) op->nkey;
-    }
-    dw_buf_puts(b, "INSERT INTO ");
+    dw_buf_puts(b, "DELETE FROM ");
     dw_pg_quote_table(b, op->table);
-    dw_buf_puts(b, " (");
-    for (size_t i = 0; i < op->ncolumns; i++) {
-        if (i)
-            dw_buf_puts(b, ", ");
-        dw_pg_quote_ident(b, op->columns[i]);
-    }
-    dw_buf_puts(b, ") VALUES (");
-    for (size_t i = 0; i < op->ncolumns; i++)
-        dw_buf_printf(b, "%s$%zu", i ? ", " : "", i + 1);
-    dw_buf_puts(b, ") ON CONFLICT (");
+    dw_buf_puts(b, " WHERE ");
     for (size_t i = 0; i < op->nkey; i++) {
         if (i)
-            dw_buf_puts(b, ", ");
+            dw_buf_puts(b, " AND ");
         dw_pg_quote_ident(b, op->columns[i]);
+        dw_buf_printf(b, " = $%zu", i + 1);
     }
-    if (op->ncolumns == op->nkey) {
-        /* nothing but the key: the row existing is all an upsert can ask for */
-        dw_buf_puts(b, ") DO NOTHING");
-    } else {
-        dw_buf_puts(b, ") DO UPDATE SET ");
-        for (size_t i = op->nkey; i < op->ncolumns; i++) {
-            if (i > op->nkey)
-                dw_buf_puts(b, ", ");
-            dw_pg_quote_ident(b, op->columns[i]);
-            dw_buf_puts(b, " = EXCLUDED.");
-            dw_pg_quote_ident(b, op->columns[i]);
-        }
-    }
-    return (int) op->ncolumns;
+    return (int) op->nkey;
 }
 
 /* The shape key of count operations like op into s->key. */

@@ -184,6 +184,7 @@ int dw_pg_group_sql(struct dw_buf *b, const struct dw_target_op *op, size_t nrow
         dw_pg_quote_ident(b, op->columns[i]);
     }
     if (op->ncolumns == op->nkey) {
+        /* nothing but the key: the row existing is all an upsert can ask for */
         dw_buf_puts(b, ") DO NOTHING");
     } else {
         dw_buf_puts(b, ") DO UPDATE SET ");
